@@ -1,0 +1,26 @@
+"""User-facing errors: one clear line naming the file, field and reason."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error in user input (world file, config, checkpoint, command line). Printed as one line by the CLI."""
+
+
+class WorldFileError(UserError):
+    """A malformed world file. The message starts with ``FILE:LINE:`` when the line is known."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class ConfigError(UserError):
+    """An invalid configuration value; the message names the field."""
+
+
+class CheckpointError(UserError):
+    """A missing or corrupt checkpoint or run folder."""

@@ -1,0 +1,29 @@
+"""World models: the protocol, the gridworld, the generic tabular world, world files and rendering."""
+
+from humanpower.worlds.protocol import (
+    JointAction,
+    SimulatedWorld,
+    State,
+    Successors,
+    WorldModel,
+    compose_joint_action,
+    decode_robot_action,
+    encode_robot_action,
+    num_robot_actions,
+    robot_action_name,
+    sample_successor,
+)
+
+__all__ = [
+    "JointAction",
+    "SimulatedWorld",
+    "State",
+    "Successors",
+    "WorldModel",
+    "compose_joint_action",
+    "decode_robot_action",
+    "encode_robot_action",
+    "num_robot_actions",
+    "robot_action_name",
+    "sample_successor",
+]

@@ -3,6 +3,7 @@
 from humanpower.worlds.protocol import (
     JointAction,
     SimulatedWorld,
+    SimulatorModel,
     State,
     Successors,
     WorldModel,
@@ -17,6 +18,7 @@ from humanpower.worlds.protocol import (
 __all__ = [
     "JointAction",
     "SimulatedWorld",
+    "SimulatorModel",
     "State",
     "Successors",
     "WorldModel",

@@ -71,6 +71,18 @@ class WorldModel(Protocol):
         ...
 
 
+@runtime_checkable
+class SimulatorModel(WorldModel, Protocol):
+    """A world model that can also be simulated (Gymnasium style, one RNG seeded through ``reset``)."""
+
+    def reset(self, seed: int | None = None) -> State: ...
+
+    def step(self, joint_action: JointAction) -> State: ...
+
+    @property
+    def np_random(self) -> np.random.Generator: ...
+
+
 def num_robot_actions(world: WorldModel) -> int:
     """Size of the fleet's joint action space, num_actions ** len(robots)."""
     return int(world.num_actions ** len(world.robots))
@@ -141,6 +153,13 @@ class SimulatedWorld:
             self._rng = np.random.default_rng(seed)
         self._state = self.initial_state()  # type: ignore[attr-defined]
         return self._state
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The world's own RNG (seeded by ``reset(seed=...)``), for code that samples its transitions."""
+        if not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng()
+        return self._rng
 
     @property
     def state(self) -> State:

@@ -1,0 +1,479 @@
+"""``Phase2Config``: every hyperparameter of the Phase 2 learner in one validated, frozen dataclass.
+
+Each field has a type, a default and an attribute docstring (the string literal right under it) stating its
+meaning, unit and valid range; :func:`field_docs` reads those docstrings from this file's source, and
+:func:`config_reference_markdown` turns them into ``docs/CONFIG.md`` (``python -m humanpower.learn.config
+--markdown``). Theory fields take their defaults from :class:`humanpower.params.TheoryParams`.
+
+Units: "env steps" count environment transitions (``total_steps``), "training steps" count gradient updates.
+Configs are read from flat YAML files (:meth:`Phase2Config.from_yaml`) and overridden from the command line
+with ``--key-name value`` pairs (:func:`parse_overrides`, :meth:`Phase2Config.apply_overrides`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import sys
+import textwrap
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from humanpower.errors import ConfigError
+from humanpower.learn.config_tools import (
+    check_type,
+    coerce_yaml_value,
+    dataclass_field_docs,
+    markdown_table,
+    parse_flag_overrides,
+    suggest,
+)
+from humanpower.params import ParameterError, TheoryParams
+
+_T = TheoryParams()
+
+NETWORK_BACKENDS = ("neural", "tabular")
+HUMAN_PRIORS = ("auto", "exact", "heuristic", "uniform")
+ASYNC_BACKENDS = ("local", "ray")
+_DEVICE_RE = re.compile(r"cpu|cuda|cuda:\d+")
+
+
+@dataclass(frozen=True)
+class Phase2Config:
+    """Hyperparameters of the Phase 2 learner (see ``docs/CONFIG.md`` for the generated reference)."""
+
+    # --- theory (equations (4)-(9)); defaults from TheoryParams ---
+    beta_r: float = _T.beta_r
+    """Nominal robot power-law exponent of (5), reached at the end of the beta_r ramp; >= 0."""
+    gamma_r: float = _T.gamma_r
+    """Robot discount factor of (4); in (0, 1]."""
+    beta_h: float = _T.beta_h
+    """Human rationality (Boltzmann inverse temperature) of the Phase 1 prior (2); >= 0."""
+    gamma_h: float = _T.gamma_h
+    """Human discount factor of (6); in (0, 1]."""
+    zeta: float = _T.zeta
+    """Reliability exponent of (7): X_h = sum_g w(g) V_h^e^zeta; > 0."""
+    xi: float = _T.xi
+    """Inequality aversion of (8): U_r = -(mean_h X_h^-xi)^eta; > 0."""
+    eta: float = _T.eta
+    """Intertemporal inequality aversion of (8); > 0."""
+    nu_h: float = _T.nu_h
+    """Share of the habitual default policy in the human prior (2); in [0, 1]."""
+    terminal_v_r: float = _T.terminal_v_r
+    """V_r at a terminal (horizon) state, an absolute constant used in the Q_r target; < 0."""
+
+    # --- run ---
+    seed: int = 0
+    """Master random seed (world, goals, exploration, replay sampling, network init); >= 0."""
+    device: str = "cpu"
+    """Torch device for the learner: cpu, cuda or cuda:N."""
+    networks: str = "neural"
+    """Function approximator backend: neural (MLPs) or tabular (one entry per enumerated state)."""
+    human_prior: str = "auto"
+    """Human policy prior: auto (exact when the world is small enough, else heuristic), exact, heuristic or
+    uniform."""
+    torch_threads: int = 1
+    """Intra-op CPU threads torch may use (torch.set_num_threads); >= 1."""
+
+    # --- episodes ---
+    num_episodes: int = 10_000
+    """Number of training episodes; >= 1. Total env steps = num_episodes * steps_per_episode."""
+    steps_per_episode: int = 50
+    """Env steps per episode (an episode also ends at the world's horizon); >= 1."""
+    updates_per_step: int = 1
+    """Training steps (gradient updates) per env step in synchronous training; >= 1."""
+
+    # --- batches ---
+    batch_size: int = 64
+    """Transitions per training batch; >= 1 and <= buffer_size."""
+    x_h_batch_size: int | None = None
+    """Transitions per X_h batch (None = batch_size); if set, >= batch_size and <= buffer_size."""
+    buffer_size: int = 100_000
+    """Replay capacity in transitions (oldest are overwritten); >= batch_size."""
+
+    # --- warm-up (env steps) ---
+    warmup_v_h_e_steps: int = 10_000
+    """Length of stage 0 (only V_h^e trains), env steps; >= 0."""
+    warmup_x_h_steps: int = 10_000
+    """Length of stage 1 (V_h^e + X_h train), env steps; >= 0."""
+    warmup_u_r_steps: int = 10_000
+    """Length of stage 2 (+ U_r network), env steps; >= 0; ignored (stage skipped) when u_r_use_network is
+    false."""
+    warmup_q_r_steps: int = 10_000
+    """Length of stage 3 (+ Q_r, and V_r when v_r_use_network), env steps, beta_r = 0; >= 0."""
+    beta_r_rampup_steps: int = 20_000
+    """Length of stage 4, during which beta_r rises from 0 to its nominal value, env steps; >= 0."""
+    beta_r_rampup_sharpness: float = 10.0
+    """Steepness of the sigmoid beta_r ramp (sigmoid(k * (progress - 1/2)), normalised); > 0."""
+
+    # --- learning rates ---
+    lr_q_r: float = 1e-3
+    """Adam learning rate of the Q_r network (before decay); > 0."""
+    lr_v_h_e: float = 1e-3
+    """Adam learning rate of the V_h^e network (before decay); > 0."""
+    lr_x_h: float = 1e-3
+    """Adam learning rate of the X_h network (before decay); > 0."""
+    lr_u_r: float = 1e-3
+    """Adam learning rate of the U_r network (before decay); > 0."""
+    lr_v_r: float = 1e-3
+    """Adam learning rate of the V_r network (before decay); > 0."""
+    lr_decay_steps: int = 10_000
+    """Time scale of the learning-rate decay after warm-up, env steps: lr = base / sqrt(1 + (t - t_5) /
+    lr_decay_steps) where t_5 is the start of stage 5; >= 1."""
+    weight_decay: float = 1e-5
+    """Adam L2 weight decay applied to every network; >= 0."""
+    grad_clip: float = 1.0
+    """Max gradient norm at the reference lr; the applied clip is grad_clip * lr / grad_clip_reference_lr;
+    > 0."""
+    grad_clip_reference_lr: float = 1e-3
+    """Learning rate at which grad_clip applies unscaled; > 0."""
+
+    # --- exploration ---
+    epsilon_start: float = 1.0
+    """Epsilon-greedy probability at env step 0; in [0, 1]."""
+    epsilon_end: float = 0.01
+    """Epsilon after the linear decay; in [0, epsilon_start]."""
+    epsilon_decay_steps: int = 50_000
+    """Env steps of the linear decay from epsilon_start to epsilon_end, counted from step 0; >= 0 (0 =
+    epsilon_end from the start)."""
+
+    # --- target networks (training steps) ---
+    target_update_interval_q_r: int = 100
+    """Training steps between full copies of the Q_r network into its target; >= 1."""
+    target_update_interval_v_h_e: int = 100
+    """Training steps between full copies of the V_h^e network into its target; >= 1."""
+    target_update_interval_x_h: int = 100
+    """Training steps between full copies of the X_h network into its target; >= 1."""
+    target_update_interval_u_r: int = 100
+    """Training steps between full copies of the U_r network into its target; >= 1."""
+    target_update_interval_v_r: int = 100
+    """Training steps between full copies of the V_r network into its target; >= 1."""
+
+    # --- networks ---
+    hidden_dim: int = 256
+    """Units per hidden layer of every MLP; >= 1."""
+    num_hidden_layers: int = 2
+    """Hidden layers per MLP head; >= 1."""
+    dropout: float = 0.5
+    """Dropout probability after each hidden layer (main networks in train mode only); in [0, 1)."""
+    include_step_count: bool = True
+    """Whether the state encoding includes the remaining episode time (needed for finite-horizon values)."""
+
+    # --- computation modes ---
+    u_r_use_network: bool = False
+    """Learn U_r with a network (for many humans) instead of computing it exactly from X_h."""
+    v_r_use_network: bool = False
+    """Learn V_r with a network instead of computing V_r = U_r + pi_r . Q_r directly."""
+    u_r_human_sample_size: int | None = None
+    """Humans sampled per U_r target row (None = all humans); >= 1."""
+    x_h_goal_samples: int = 1
+    """Fresh goals sampled per X_h target row (Monte-Carlo estimate of the goal sum in (7)); >= 1."""
+
+    # --- goals ---
+    goal_resample_prob: float = 0.01
+    """Probability per env step that each human's goal is resampled mid-episode; in [0, 1]."""
+
+    # --- replay ---
+    clear_buffer_at_rampup: bool = True
+    """Clear the replay buffer when the beta_r ramp starts and when it ends (drops off-policy data)."""
+    replay_max_age: int | None = None
+    """Never sample transitions collected more than this many env steps ago (None = no limit); >= the batch
+    sizes."""
+
+    # --- async ---
+    async_training: bool = False
+    """Run actors and learner concurrently instead of the synchronous collect-then-train loop."""
+    num_actors: int = 2
+    """Actor processes collecting transitions in async mode; >= 1."""
+    actor_sync_freq: int = 100
+    """Training steps between policy pushes from learner to actors; >= 1."""
+    backend: str = "local"
+    """Async backend: local (multiprocessing) or ray."""
+    ray_address: str | None = None
+    """Address of an existing Ray cluster (None = start a local one); only with backend ray."""
+    chunk_size: int = 64
+    """Transitions per shipment from an actor to the learner; >= 1."""
+    max_env_steps_per_train_step: float | None = 8.0
+    """Ratio limiter: actors pause while env steps exceed this many per training step (None = no limit);
+    > 0."""
+    max_policy_lag: int | None = 1000
+    """Drop transitions collected by a policy more than this many training steps old (None = keep all);
+    >= 1."""
+    actor_max_restarts: int = 3
+    """Restarts allowed per crashed actor before training stops with an error; >= 0."""
+
+    # --- logging and checkpoints ---
+    log_every_episodes: int = 10
+    """Episodes between log lines / TensorBoard scalars; >= 1."""
+    checkpoint_every_episodes: int = 1000
+    """Episodes between periodic checkpoints (a final one is always written); >= 1."""
+    keep_checkpoints: int = 3
+    """Most recent periodic checkpoints kept on disk; >= 1."""
+    rollout_gif: bool = True
+    """Render a rollout GIF of the trained policy at the end of training."""
+
+    def __post_init__(self) -> None:
+        hints = _type_hints()
+        for f in fields(self):
+            value = check_type(f.name, getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+        try:
+            self.theory()
+        except ParameterError as exc:
+            raise ConfigError(str(exc)) from None
+        _validate(self)
+
+    # --- derived values ---
+    @property
+    def total_env_steps(self) -> int:
+        """Total env steps of the run: num_episodes * steps_per_episode."""
+        return self.num_episodes * self.steps_per_episode
+
+    @property
+    def warmup_env_steps(self) -> int:
+        """Env steps of stages 0-4 (= start of stage 5); warmup_u_r_steps counts only with the U_r network."""
+        u_r = self.warmup_u_r_steps if self.u_r_use_network else 0
+        return (
+            self.warmup_v_h_e_steps
+            + self.warmup_x_h_steps
+            + u_r
+            + self.warmup_q_r_steps
+            + self.beta_r_rampup_steps
+        )
+
+    @property
+    def effective_x_h_batch_size(self) -> int:
+        """The X_h batch size with None resolved to batch_size."""
+        return self.batch_size if self.x_h_batch_size is None else self.x_h_batch_size
+
+    def theory(self) -> TheoryParams:
+        """The theory parameters of this config as :class:`TheoryParams`."""
+        return TheoryParams(**{name: getattr(self, name) for name in _THEORY_NAMES})
+
+    # --- conversion ---
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a flat ``{name: value}`` dict (plain Python values)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_yaml(self, path: str | Path | None = None, *, comments: bool = False) -> str:
+        """Flat YAML of every field in declaration order; ``comments`` adds each field's doc above it.
+
+        Writes the text to ``path`` when given and returns it either way.
+        """
+        docs = {name: doc for name, _, _, doc in field_docs()}
+        lines: list[str] = []
+        if comments:
+            lines += [
+                "# Phase 2 learner configuration: flat YAML, one key per field (reference: docs/CONFIG.md).",
+                "",
+            ]
+        for name, value in self.to_dict().items():
+            if comments:
+                lines.extend("# " + part for part in textwrap.wrap(docs[name], 106))
+            lines.append(yaml.safe_dump({name: value}, default_flow_style=False).strip())
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Phase2Config:
+        """Build from a flat dict; unknown keys raise :class:`ConfigError` naming the key and ``source``."""
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {key!r}{suggest(str(key), known)}")
+        hints = _type_hints()
+        values = {key: coerce_yaml_value(key, value, hints[key]) for key, value in data.items()}
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Phase2Config:
+        """Load a flat YAML config; missing keys take defaults. Errors name the file (and line)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read config file ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+            raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: YAML error: {exc}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(p))
+
+    def replace(self, **overrides: Any) -> Phase2Config:
+        """A copy with some fields changed (validated again); unknown names raise :class:`ConfigError`."""
+        known = {f.name for f in fields(self)}
+        for key in overrides:
+            if key not in known:
+                raise ConfigError(f"unknown config field {key!r}{suggest(key, known)}")
+        return dataclasses.replace(self, **overrides)
+
+    def apply_overrides(self, argv: Sequence[str]) -> Phase2Config:
+        """A copy with ``--key-name value`` command-line overrides applied (see :func:`parse_overrides`)."""
+        return self.replace(**parse_overrides(argv))
+
+
+_THEORY_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TheoryParams))
+
+
+@functools.cache
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(Phase2Config)
+
+
+def _validate(c: Phase2Config) -> None:
+    """Range and cross-field checks; raises :class:`ConfigError` naming the first bad field."""
+
+    def need(ok: bool, name: str, reason: str) -> None:
+        if not ok:
+            raise ConfigError(f"{name}: {reason}, got {getattr(c, name)!r}")
+
+    def enum(name: str, allowed: tuple[str, ...]) -> None:
+        need(getattr(c, name) in allowed, name, "must be one of " + ", ".join(allowed))
+
+    need(c.seed >= 0, "seed", "must be >= 0")
+    need(_DEVICE_RE.fullmatch(c.device) is not None, "device", "must be cpu, cuda or cuda:N")
+    enum("networks", NETWORK_BACKENDS)
+    enum("human_prior", HUMAN_PRIORS)
+    enum("backend", ASYNC_BACKENDS)
+    for name in (
+        "torch_threads",
+        "num_episodes",
+        "steps_per_episode",
+        "updates_per_step",
+        "batch_size",
+        "buffer_size",
+        "lr_decay_steps",
+        "hidden_dim",
+        "num_hidden_layers",
+        "x_h_goal_samples",
+        "num_actors",
+        "actor_sync_freq",
+        "chunk_size",
+        "log_every_episodes",
+        "keep_checkpoints",
+        "checkpoint_every_episodes",
+        *(f"target_update_interval_{n}" for n in ("q_r", "v_h_e", "x_h", "u_r", "v_r")),
+    ):
+        need(getattr(c, name) >= 1, name, "must be >= 1")
+    for name in (
+        "warmup_v_h_e_steps",
+        "warmup_x_h_steps",
+        "warmup_u_r_steps",
+        "warmup_q_r_steps",
+        "beta_r_rampup_steps",
+        "epsilon_decay_steps",
+        "actor_max_restarts",
+    ):
+        need(getattr(c, name) >= 0, name, "must be >= 0")
+    for name in ("lr_q_r", "lr_v_h_e", "lr_x_h", "lr_u_r", "lr_v_r", "grad_clip", "grad_clip_reference_lr"):
+        need(getattr(c, name) > 0, name, "must be > 0")
+    need(c.beta_r_rampup_sharpness > 0, "beta_r_rampup_sharpness", "must be > 0")
+    need(c.weight_decay >= 0, "weight_decay", "must be >= 0")
+    need(0 <= c.dropout < 1, "dropout", "must be in [0, 1)")
+    need(0 <= c.goal_resample_prob <= 1, "goal_resample_prob", "must be in [0, 1]")
+    need(0 <= c.epsilon_start <= 1, "epsilon_start", "must be in [0, 1]")
+    need(0 <= c.epsilon_end <= 1, "epsilon_end", "must be in [0, 1]")
+    for name in ("u_r_human_sample_size", "max_policy_lag", "replay_max_age"):
+        need(getattr(c, name) is None or getattr(c, name) >= 1, name, "must be >= 1 or none")
+    need(
+        c.max_env_steps_per_train_step is None or c.max_env_steps_per_train_step > 0,
+        "max_env_steps_per_train_step",
+        "must be > 0 or none",
+    )
+    # cross-field checks
+    if c.epsilon_end > c.epsilon_start:
+        raise ConfigError(f"epsilon_end: must be <= epsilon_start ({c.epsilon_end} > {c.epsilon_start})")
+    if c.batch_size > c.buffer_size:
+        raise ConfigError(f"batch_size: must be <= buffer_size ({c.batch_size} > {c.buffer_size})")
+    if c.x_h_batch_size is not None:
+        if c.x_h_batch_size < c.batch_size:
+            raise ConfigError(f"x_h_batch_size: must be >= batch_size ({c.x_h_batch_size} < {c.batch_size})")
+        if c.x_h_batch_size > c.buffer_size:
+            raise ConfigError(
+                f"x_h_batch_size: must be <= buffer_size ({c.x_h_batch_size} > {c.buffer_size})"
+            )
+    if c.replay_max_age is not None and c.replay_max_age < c.effective_x_h_batch_size:
+        raise ConfigError(
+            f"replay_max_age: must be >= the largest batch size ({c.replay_max_age} < "
+            f"{c.effective_x_h_batch_size}), or no full batch could ever be sampled"
+        )
+    if c.ray_address is not None and c.backend != "ray":
+        raise ConfigError(f"ray_address: only used with backend 'ray' (backend is {c.backend!r})")
+    if c.warmup_env_steps > c.total_env_steps:
+        raise ConfigError(
+            f"num_episodes: the warm-up stages need {c.warmup_env_steps} env steps (warmup_*_steps + "
+            f"beta_r_rampup_steps) but num_episodes * steps_per_episode = {c.total_env_steps}"
+        )
+
+
+# --- command-line overrides and documentation ---------------------------------------------------------
+
+
+def parse_overrides(argv: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["--num-episodes", "200", "--device=cuda", ...]`` into typed ``{field: value}``.
+
+    Values are converted by field type: bool accepts true/false/1/0/yes/no, Optional fields accept ``none``.
+    An unknown flag, a missing value or a bad value raises :class:`ConfigError` naming the flag.
+    """
+    return parse_flag_overrides(argv, _type_hints())
+
+
+@functools.cache
+def _field_docs() -> tuple[tuple[str, str, Any, str], ...]:
+    return tuple(dataclass_field_docs(Phase2Config))
+
+
+def field_docs() -> list[tuple[str, str, Any, str]]:
+    """``(name, type, default, doc)`` for every field, in declaration order, docs read from the source."""
+    return list(_field_docs())
+
+
+def config_reference_markdown() -> str:
+    """The Markdown reference of every config field (the content of ``docs/CONFIG.md``)."""
+    lines = [
+        "# Phase 2 learner configuration",
+        "",
+        "Generated from `src/humanpower/learn/config.py` by `python -m humanpower.learn.config --markdown`;",
+        "do not edit by hand. Set values in a flat YAML file (`Phase2Config.from_yaml`) or override them on",
+        "the command line as `--key-name value` (booleans: true/false/yes/no/1/0; optional fields: `none`).",
+        "Env steps count environment transitions; training steps count gradient updates.",
+        "",
+        *markdown_table(field_docs()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m humanpower.learn.config --markdown`` (reference) or ``--yaml`` (commented defaults)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--markdown"]:
+        sys.stdout.write(config_reference_markdown())
+        return 0
+    if args == ["--yaml"]:
+        sys.stdout.write(Phase2Config().to_yaml(comments=True))
+        return 0
+    sys.stderr.write("usage: python -m humanpower.learn.config --markdown | --yaml\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

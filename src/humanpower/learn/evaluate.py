@@ -1,0 +1,167 @@
+"""The trained model as a value oracle and policy, and its comparison with the exact solver.
+
+:class:`LearnedModel` evaluates the networks in eval mode (no dropout) at any states: Q_r, the power-law policy
+at the nominal beta_r (no exploration), V_h^e, X_h, U_r and V_r by the same formulas the learner trains with.
+:func:`compare_with_exact` measures it against an exact solution over the reachable non-terminal states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from humanpower.goals import GoalSet
+from humanpower.learn import targets as T
+from humanpower.learn.checkpoint import load_torch, save_torch
+from humanpower.learn.config import Phase2Config
+from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
+from humanpower.learn.losses import robot_policy, y_min
+from humanpower.learn.networks import Phase2Networks, build_networks
+from humanpower.worlds.protocol import State, WorldModel
+
+if TYPE_CHECKING:
+    from humanpower.learn.learner import Learner
+
+EVAL_CHUNK = 4096
+
+
+class LearnedModel:
+    """Trained networks with their featurizer and config; evaluates values and acts."""
+
+    def __init__(self, nets: Phase2Networks, featurizer: Featurizer, cfg: Phase2Config, world: WorldModel) -> None:
+        self.nets = nets
+        self.featurizer = featurizer
+        self.cfg = cfg
+        self.world = world
+        self.goal_sets: list[GoalSet] = [world.goal_set(h) for h in world.humans]
+
+    @classmethod
+    def from_learner(cls, learner: Learner, world: WorldModel) -> LearnedModel:
+        return cls(learner.nets, learner.featurizer, learner.cfg, world)
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+    def evaluate(self, states: Sequence[State], with_v_h_e: bool = False) -> dict[str, np.ndarray]:
+        """Values at ``states``: q_r (N, A), pi_r (N, A), x_h (N, H), u_r (N,), v_r (N,) [, v_h_e: list of (N, G_h)]."""
+        out: dict[str, list[np.ndarray]] = {}
+        modules = self.nets.named()
+        was = {name: m.training for name, m in modules.items()}
+        for m in modules.values():
+            m.eval()
+        cfg = self.cfg
+        try:
+            with torch.no_grad():
+                for start in range(0, len(states), EVAL_CHUNK):
+                    batch = self.featurizer.batch(list(states[start : start + EVAL_CHUNK]))
+                    q = self.nets.q_r(batch)
+                    pi = robot_policy(q, cfg.beta_r)
+                    x = self.nets.x_h.forward_all(batch)
+                    if self.nets.u_r is not None:
+                        u = T.u_r_from_y(T.y_from_u_r_net_output(self.nets.u_r(batch), y_min(self.goal_sets, cfg.xi)), cfg.eta)
+                    else:
+                        u = T.u_r_from_x(x, cfg.xi, cfg.eta)
+                    v = self.nets.v_r(batch) if self.nets.v_r is not None else T.v_r_from(u, pi, q)
+                    for key, val in (("q_r", q), ("pi_r", pi), ("x_h", x), ("u_r", u), ("v_r", v)):
+                        out.setdefault(key, []).append(val.double().cpu().numpy())
+                    if with_v_h_e:
+                        n = batch.features.shape[0]
+                        for i, gs in enumerate(self.goal_sets):
+                            g = len(gs)
+                            rows = torch.arange(n, device=batch.features.device).repeat_interleave(g)
+                            goals = torch.arange(g, device=rows.device).repeat(n)
+                            humans = torch.full_like(goals, i)
+                            vals = self.nets.v_h_e(batch.select(rows), humans, goals).view(n, g)
+                            out.setdefault(f"v_h_e_{i}", []).append(vals.double().cpu().numpy())
+        finally:
+            for name, m in modules.items():
+                m.train(was[name])
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def distribution(self, state: State) -> np.ndarray:
+        """pi_r(state, .) at the nominal beta_r (no exploration)."""
+        return self.evaluate([state])["pi_r"][0]
+
+    def act(self, state: State, rng: np.random.Generator) -> int:
+        """A joint robot action drawn from pi_r(state)."""
+        p = self.distribution(state)
+        return int(rng.choice(len(p), p=p / p.sum()))
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def to_checkpoint(self) -> dict[str, Any]:
+        return {
+            "kind": "humanpower-policy",
+            "config": self.cfg.to_dict(),
+            "nets": {name: m.state_dict() for name, m in self.nets.named().items()},
+            "featurizer": self.featurizer.state_dict(),
+        }
+
+    def save(self, path: Path) -> None:
+        save_torch(path, self.to_checkpoint())
+
+    @classmethod
+    def load(
+        cls, path: Path, world: WorldModel, state_encoder: StateEncoder, goal_encoders: Sequence[GoalEncoder]
+    ) -> LearnedModel:
+        """Rebuild the networks for ``world`` and load the saved weights (CheckpointError if they do not fit)."""
+        from humanpower.errors import CheckpointError
+
+        ckpt = load_torch(path)
+        if ckpt.get("kind") != "humanpower-policy":
+            raise CheckpointError(f"{path}: not a humanpower policy file")
+        cfg = Phase2Config(**ckpt["config"])
+        featurizer = Featurizer(state_encoder, torch.device("cpu"))
+        goal_features = {
+            i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, goal_encoders, strict=True))
+        }
+        nets = build_networks(world, cfg, state_encoder.dim, goal_features, cfg.networks)
+        try:
+            featurizer.load_state_dict(ckpt["featurizer"])
+            for name, m in nets.named().items():
+                m.load_state_dict(ckpt["nets"][name])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: weights do not fit this world/config ({exc})") from exc
+        return cls(nets, featurizer, cfg.replace(device="cpu"), world)
+
+
+def compare_with_exact(model: LearnedModel, solution: Any) -> dict[str, float]:
+    """Learned vs exact over the reachable non-terminal states of the exact solution.
+
+    ``pi_r_rmse`` is the root mean square of pi_r differences over all (state, joint robot action) entries;
+    ``argmax_agreement`` the share of states whose learned most likely action is also a most likely exact action
+    (exact ties within 1e-9 count as agreement); ``V_r_rel_error`` = |V_r(s0) - V_r*(s0)| / |V_r*(s0)|;
+    ``x_h_mae`` / ``v_h_e_mae`` mean absolute errors (V_h^e over every state, human and goal).
+    """
+    mask = ~np.asarray(solution.terminal, dtype=bool)
+    ids = np.flatnonzero(mask)
+    states = [solution.states[i] for i in ids]
+    learned = model.evaluate(states, with_v_h_e=True)
+    pi_exact = np.asarray(solution.pi_r)[ids]
+    pi = learned["pi_r"]
+    best = pi_exact.max(axis=1)
+    chosen = pi_exact[np.arange(len(ids)), pi.argmax(axis=1)]
+    s0 = solution.state_id(model.world.initial_state())
+    v0 = float(model.evaluate([model.world.initial_state()])["v_r"][0])
+    v0_exact = float(np.asarray(solution.v_r)[s0])
+    v_h_e_err = [
+        np.abs(learned[f"v_h_e_{i}"] - np.asarray(solution.v_h_e[i])[ids]).mean() for i in range(len(model.goal_sets))
+    ]
+    return {
+        "V_r_s0": v0,
+        "V_r_s0_exact": v0_exact,
+        "V_r_rel_error": abs(v0 - v0_exact) / abs(v0_exact),
+        "pi_r_rmse": float(np.sqrt(np.mean((pi - pi_exact) ** 2))),
+        "argmax_agreement": float(np.mean(chosen >= best - 1e-9)),
+        "x_h_mae": float(np.abs(learned["x_h"] - np.asarray(solution.x_h)[ids]).mean()),
+        "v_h_e_mae": float(np.mean(v_h_e_err)),
+        "states_compared": float(len(ids)),
+    }
+
+
+def uniform_policy_rmse(solution: Any) -> float:
+    """pi_r RMSE of the uniform robot policy against the exact one (the baseline a learner must beat)."""
+    mask = ~np.asarray(solution.terminal, dtype=bool)
+    pi_exact = np.asarray(solution.pi_r)[mask]
+    return float(np.sqrt(np.mean((pi_exact - 1.0 / pi_exact.shape[1]) ** 2)))

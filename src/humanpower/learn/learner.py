@@ -1,0 +1,172 @@
+"""The learner: networks, their target copies and optimizers, the replay buffer, and one training step.
+
+Synchronous and asynchronous training share this class unchanged; they differ only in who calls
+:meth:`Learner.add` (the sync loop, or the async wiring with chunks shipped from actor processes).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from humanpower.goals import GoalSet
+from humanpower.learn.batch import TransitionCompiler, assemble_batch
+from humanpower.learn.config import Phase2Config
+from humanpower.learn.encoding import Featurizer
+from humanpower.learn.losses import LossParams, phase2_losses
+from humanpower.learn.networks import Phase2Networks
+from humanpower.learn.replay import ClearAtSteps, MaxAge, ReplayBuffer, ReplayStorage, Transition, UniformSampler
+from humanpower.learn.schedules import StageTable, beta_r_at, grad_clip_at, lr_at
+from humanpower.learn.target_nets import TargetNetwork
+from humanpower.worlds.protocol import State, WorldModel, num_robot_actions
+
+NETWORK_NAMES = ("q_r", "v_h_e", "x_h", "u_r", "v_r")
+
+
+class NetworkPolicy:
+    """Acting with a Q_r network: eval mode (no dropout), no gradients. ``version`` = learner training steps."""
+
+    def __init__(self, q_r: torch.nn.Module, featurizer: Featurizer, version: int) -> None:
+        self.q_r = q_r
+        self.featurizer = featurizer
+        self.version = version
+
+    def q_values(self, state: State) -> np.ndarray:
+        was_training = self.q_r.training
+        self.q_r.eval()
+        with torch.no_grad():
+            q = self.q_r(self.featurizer.batch([state]))[0].double().cpu().numpy()
+        self.q_r.train(was_training)
+        return q
+
+
+class Learner:
+    """Owns everything that is trained and performs training steps (gradient updates).
+
+    One optimizer per network (each network is its own parameter set); each target network owns its update
+    interval; learning rates and gradient-clip thresholds follow the schedules of ``total_steps`` (env steps).
+    """
+
+    def __init__(
+        self, world: WorldModel, cfg: Phase2Config, nets: Phase2Networks, featurizer: Featurizer, device: torch.device
+    ) -> None:
+        self.world = world
+        self.cfg = cfg
+        self.nets = nets
+        self.featurizer = featurizer
+        self.device = device
+        self.stages = StageTable.from_config(cfg)
+        self.goal_sets: list[GoalSet] = [world.goal_set(h) for h in world.humans]
+        self.num_robot_actions = num_robot_actions(world)
+        self.compiler = TransitionCompiler(world, featurizer)
+        modules = nets.named()
+        self.base_lr = {name: float(getattr(cfg, f"lr_{name}")) for name in modules}
+        self.optimizers = {
+            name: torch.optim.Adam(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+            for name, m in modules.items()
+        }
+        self.targets = {
+            name: TargetNetwork(m, int(getattr(cfg, f"target_update_interval_{name}"))) for name, m in modules.items()
+        }
+        policies: list[Any] = []
+        if cfg.clear_buffer_at_rampup:
+            policies.append(ClearAtSteps([self.stages.rampup_start, self.stages.rampup_end]))
+        if cfg.replay_max_age is not None:
+            policies.append(MaxAge(cfg.replay_max_age))
+        self.replay = ReplayBuffer(ReplayStorage(cfg.buffer_size), UniformSampler(), policies)
+        self.rng = np.random.default_rng([cfg.seed, 2])
+        self.train_steps = 0
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def add(self, transitions: list[Transition]) -> None:
+        """Compile and store transitions (interning their states in the learner's featurizer)."""
+        self.replay.extend([self.compiler(t) for t in transitions])
+
+    def on_env_steps(self, total_steps: int) -> None:
+        """Let replay policies react to the env-step clock (e.g. clear the buffer at the beta_r ramp boundaries)."""
+        self.replay.on_step(total_steps)
+
+    def ready(self) -> bool:
+        """True once replay can serve a full batch (respecting the sampler policies)."""
+        return self.replay.can_sample(max(self.cfg.batch_size, self.cfg.x_h_batch_size or 0))
+
+    def acting_policy(self) -> NetworkPolicy:
+        """The live Q_r network as an acting policy (synchronous training)."""
+        return NetworkPolicy(self.nets.q_r, self.featurizer, self.train_steps)
+
+    def snapshot_policy(self) -> NetworkPolicy:
+        """A frozen CPU copy of Q_r (asynchronous actors act with exactly this copy)."""
+        q = copy.deepcopy(self.nets.q_r).to("cpu").eval()
+        return NetworkPolicy(q, self.featurizer, self.train_steps)
+
+    # -- one training step --------------------------------------------------------------------------------------
+    def loss_params(self, total_steps: int) -> LossParams:
+        cfg = self.cfg
+        stage = self.stages.stage_at(total_steps)
+        return LossParams(
+            beta_r=beta_r_at(total_steps, cfg),
+            gamma_r=cfg.gamma_r,
+            gamma_h=cfg.gamma_h,
+            zeta=cfg.zeta,
+            xi=cfg.xi,
+            eta=cfg.eta,
+            terminal_v_r=cfg.terminal_v_r,
+            active=self.stages.active_networks(stage),
+            x_h_goal_samples=cfg.x_h_goal_samples,
+            u_r_human_sample_size=cfg.u_r_human_sample_size,
+            u_r_use_network=cfg.u_r_use_network,
+            v_r_use_network=cfg.v_r_use_network,
+        )
+
+    def train_step(self, total_steps: int) -> dict[str, float]:
+        """Sample a batch, compute the active networks' losses, take one optimizer step each; returns the losses."""
+        cfg = self.cfg
+        params = self.loss_params(total_steps)
+        x_size = cfg.x_h_batch_size or cfg.batch_size
+        idx = self.replay.sample(max(cfg.batch_size, x_size), self.rng)
+        items = self.replay.storage.get(idx)
+        batch = assemble_batch(items[: cfg.batch_size], self.featurizer, self.num_robot_actions, self.device)
+        x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
+        losses = phase2_losses(batch, x_states, self.nets, self.targets, self.goal_sets, params, self.rng)
+
+        for name, loss in losses.items():
+            opt = self.optimizers[name]
+            lr = lr_at(total_steps, self.base_lr[name], self.stages, cfg.lr_decay_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            module = self.nets.named()[name]
+            torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr))
+            opt.step()
+        self.train_steps += 1
+        for target in self.targets.values():
+            target.maybe_update(self.train_steps)
+        return {name: float(loss.detach()) for name, loss in losses.items()}
+
+    # -- checkpointing ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {name: m.state_dict() for name, m in self.nets.named().items()},
+            "targets": {name: t.state_dict() for name, t in self.targets.items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "replay": self.replay.state_dict(),
+            "featurizer": self.featurizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "train_steps": self.train_steps,
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.featurizer.load_state_dict(d["featurizer"])
+        for name, m in self.nets.named().items():
+            m.load_state_dict(d["nets"][name])
+        for name, t in self.targets.items():
+            t.load_state_dict(d["targets"][name])
+        for name, o in self.optimizers.items():
+            o.load_state_dict(d["optimizers"][name])
+        self.replay.load_state_dict(d["replay"])
+        self.rng.bit_generator.state = d["rng"]
+        self.train_steps = int(d["train_steps"])

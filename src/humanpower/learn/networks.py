@@ -1,0 +1,507 @@
+"""The Phase 2 networks Q_r, V_h^e, X_h, U_r, V_r (neural backend), their container and factory.
+
+Every network takes a :class:`~humanpower.learn.encoding.StateBatch` (feature rows + interned state ids) and
+index tensors; humans are addressed by their *position* in ``world.humans`` and goals by their index in that
+human's :class:`~humanpower.goals.GoalSet`. Outputs go through the shared mappings of
+:mod:`humanpower.learn.heads`:
+
+==========  =====================================================  ===========================
+network     call                                                   output
+==========  =====================================================  ===========================
+Q_r         ``q_r(batch)``                                         (B, A) ``-softplus`` < 0
+V_h^e       ``v_h_e(batch, human_pos (B,), goal_idx (B,))``        (B,) sigmoid in [0, 1]
+            ``v_h_e.forward_all_goals(batch, human_pos: int)``     (B, G_h)
+X_h         ``x_h(batch, human_pos (B,))``                         (B,) ``W_h * sigmoid`` in (0, W_h]
+            ``x_h.forward_all(batch)``                             (B, H)
+U_r         ``u_r(batch)``                                         (B,) raw z (= log(y - y_min))
+V_r         ``v_r(batch)``                                         (B,) ``-softplus`` < 0
+==========  =====================================================  ===========================
+
+Architecture (:class:`Phase2Network`): each network owns its own state trunk, an MLP of
+``num_hidden_layers`` x (Linear - ReLU - Dropout), evaluated once per *distinct* state of the batch
+(``StateBatch.dedup``) and gathered back to the rows ("batched computation with shared state encoder"). No
+module or parameter is shared between two networks (checked by :class:`Phase2Networks`), so the trainer builds
+one optimizer per network and target copies are independent. V_h^e combines the state code with a learned
+embedding of (goal features, human one-hot): ``out(Dropout(ReLU(P_s h(s) + P_g e(g, h))))``; the state part is
+computed once per distinct state and the goal part once per queried (human, goal), so all-goals evaluation
+costs one add + ReLU + dot per pair.
+
+The tabular backend (:mod:`humanpower.learn.tabular`) has the same interface; :func:`build_networks` builds
+either from a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from humanpower.errors import CheckpointError, ConfigError
+from humanpower.goals import GoalSet
+from humanpower.learn.encoding import GoalEncoder, StateBatch
+from humanpower.learn.heads import (
+    inverse_negative,
+    inverse_probability,
+    negative_head,
+    power_head,
+    probability_head,
+)
+from humanpower.learn.tabular import TabularQR, TabularUR, TabularVHE, TabularVR, TabularXH
+
+DEFAULT_TABULAR_MAX_STATES = 1 << 16
+
+
+class NetworkWorld(Protocol):
+    """The part of a world model the factory reads (any :class:`~humanpower.worlds.protocol.WorldModel`)."""
+
+    @property
+    def humans(self) -> tuple[int, ...]: ...
+
+    @property
+    def robots(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_actions(self) -> int: ...
+
+    def goal_set(self, human: int) -> GoalSet: ...
+
+
+def mlp_trunk(in_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float) -> nn.Sequential:
+    """``num_hidden_layers`` x (Linear - ReLU - Dropout(dropout)); the identity for 0 layers."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(num_hidden_layers):
+        layers += [nn.Linear(d, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
+        d = hidden_dim
+    return nn.Sequential(*layers)
+
+
+class Phase2Network(nn.Module):
+    """Environment-agnostic base: an MLP state trunk evaluated once per distinct state of a batch.
+
+    Args:
+        state_dim: feature dimension of ``StateBatch.features``.
+        hidden_dim: units per hidden layer.
+        num_hidden_layers: trunk depth (>= 0).
+        dropout: dropout probability after each hidden layer (active in train mode only).
+    """
+
+    def __init__(self, state_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float) -> None:
+        super().__init__()
+        if state_dim < 1 or hidden_dim < 1 or num_hidden_layers < 0 or not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"{type(self).__name__}: need state_dim >= 1, hidden_dim >= 1, num_hidden_layers >= 0, "
+                f"0 <= dropout < 1; got {state_dim}, {hidden_dim}, {num_hidden_layers}, {dropout}"
+            )
+        self.state_dim = int(state_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.trunk = mlp_trunk(state_dim, hidden_dim, num_hidden_layers, dropout)
+        self.trunk_dim = hidden_dim if num_hidden_layers > 0 else state_dim
+
+    def unique_codes(self, batch: StateBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Trunk output per distinct state ``(U, trunk_dim)`` and the row -> code index ``(B,)``.
+
+        The index is None when every row is distinct (codes are then in row order).
+        """
+        feats = batch.features
+        if feats.dim() != 2 or feats.shape[1] != self.state_dim:
+            raise ValueError(
+                f"{type(self).__name__}: expected features of shape (B, {self.state_dim}), "
+                f"got {tuple(feats.shape)}"
+            )
+        rows, inverse = batch.dedup()
+        if rows.shape[0] == feats.shape[0]:
+            return self.trunk(feats), None
+        return self.trunk(feats[rows]), inverse
+
+    @staticmethod
+    def gather(values: torch.Tensor, inverse: torch.Tensor | None) -> torch.Tensor:
+        """Rows of per-distinct-state ``values`` for every batch row."""
+        return values if inverse is None else values[inverse]
+
+
+class QRNetwork(Phase2Network):
+    """Q_r(s, a_r) for all joint robot actions at once: (B, num_actions), ``-softplus`` < 0.
+
+    ``init`` is the initial output level (the head bias; the weights start small and random).
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        num_actions: int,
+        hidden_dim: int,
+        num_hidden_layers: int,
+        dropout: float,
+        init: float = -1.0,
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
+        self.num_actions = int(num_actions)
+        self.head = nn.Linear(self.trunk_dim, self.num_actions)
+        nn.init.constant_(self.head.bias, inverse_negative(init))
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        codes, inverse = self.unique_codes(batch)
+        return self.gather(negative_head(self.head(codes)), inverse)
+
+
+class VHENetwork(Phase2Network):
+    """V_h^e(s, g_h) in [0, 1] for (state, human position, goal index) queries.
+
+    Args:
+        goal_features: per human position, the goal feature table ``(G_h, d_h)`` of its GoalSet in index
+            order. Stored (zero-padded to the largest d_h, with a human one-hot appended) as the buffer
+            ``query_features`` of shape ``(sum_h G_h, max d_h + H)``; ``goal_offsets[h]`` is human h's first
+            row.
+        init: initial output level (sigmoid of the output bias).
+    """
+
+    query_features: torch.Tensor
+    goal_offsets: torch.Tensor
+
+    def __init__(
+        self,
+        state_dim: int,
+        goal_features: Sequence[NDArray[np.float32]],
+        hidden_dim: int,
+        num_hidden_layers: int,
+        dropout: float,
+        init: float = 0.5,
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
+        tables = [np.asarray(t, dtype=np.float32) for t in goal_features]
+        if not tables or any(t.ndim != 2 or t.shape[0] < 1 for t in tables):
+            raise ValueError("VHENetwork: need one goal feature table (G_h >= 1, d) per human")
+        n_humans = len(tables)
+        width = max(t.shape[1] for t in tables)
+        query = np.zeros((sum(t.shape[0] for t in tables), width + n_humans), dtype=np.float32)
+        offsets, row = [], 0
+        for h, t in enumerate(tables):
+            offsets.append(row)
+            query[row : row + t.shape[0], : t.shape[1]] = t
+            query[row : row + t.shape[0], width + h] = 1.0
+            row += t.shape[0]
+        self.num_goals = tuple(t.shape[0] for t in tables)
+        self.register_buffer("query_features", torch.from_numpy(query))
+        self.register_buffer("goal_offsets", torch.tensor(offsets, dtype=torch.long))
+        self.goal_embed = nn.Sequential(nn.Linear(query.shape[1], hidden_dim), nn.ReLU())
+        self.state_proj = nn.Linear(self.trunk_dim, hidden_dim)
+        self.goal_proj = nn.Linear(hidden_dim, hidden_dim, bias=False)
+        self.pair_dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_dim, 1)
+        nn.init.constant_(self.out.bias, inverse_probability(init))
+
+    @property
+    def num_humans(self) -> int:
+        return len(self.num_goals)
+
+    def _goal_codes(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        return self.goal_proj(self.goal_embed(self.query_features[rows]))
+
+    def _pair_out(self, pre: torch.Tensor) -> torch.Tensor:
+        return probability_head(self.out(self.pair_dropout(torch.relu(pre))).squeeze(-1))
+
+    def forward(self, batch: StateBatch, human_pos: torch.Tensor, goal_idx: torch.Tensor) -> torch.Tensor:
+        """V_h^e for each row's (state, human position, goal index): (B,)."""
+        codes, inverse = self.unique_codes(batch)
+        s = self.gather(self.state_proj(codes), inverse)
+        rows = self.goal_offsets[human_pos] + goal_idx
+        if rows.shape[0] > self.query_features.shape[0]:
+            g = self._goal_codes(slice(None))[rows]
+        else:
+            g = self._goal_codes(rows)
+        return self._pair_out(s + g)
+
+    def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
+        """V_h^e for every goal of the human at position ``human_pos``: (B, G_h)."""
+        codes, inverse = self.unique_codes(batch)
+        start = int(self.goal_offsets[human_pos])
+        g = self._goal_codes(slice(start, start + self.num_goals[human_pos]))
+        s = self.state_proj(codes)
+        return self.gather(self._pair_out(s.unsqueeze(1) + g.unsqueeze(0)), inverse)
+
+
+class XHNetwork(Phase2Network):
+    """X_h(s) = W_h * sigmoid(.) in (0, W_h] for every human; ``init_fraction`` sets the initial X_h / W_h."""
+
+    total_weights: torch.Tensor
+
+    def __init__(
+        self,
+        state_dim: int,
+        total_weights: Sequence[float],
+        hidden_dim: int,
+        num_hidden_layers: int,
+        dropout: float,
+        init_fraction: float = 0.5,
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
+        if len(total_weights) < 1 or min(total_weights) <= 0:
+            raise ValueError(
+                f"XHNetwork: need one positive total weight per human, got {list(total_weights)}"
+            )
+        self.register_buffer("total_weights", torch.tensor([float(w) for w in total_weights]))
+        self.head = nn.Linear(self.trunk_dim, len(total_weights))
+        nn.init.constant_(self.head.bias, inverse_probability(init_fraction))
+
+    @property
+    def num_humans(self) -> int:
+        return int(self.total_weights.shape[0])
+
+    def forward_all(self, batch: StateBatch) -> torch.Tensor:
+        """X_h of every human: (B, H)."""
+        codes, inverse = self.unique_codes(batch)
+        return self.gather(power_head(self.head(codes), self.total_weights), inverse)
+
+    def forward(self, batch: StateBatch, human_pos: torch.Tensor) -> torch.Tensor:
+        """X_h of the human at ``human_pos[i]`` for row i: (B,)."""
+        return self.forward_all(batch).gather(1, human_pos.view(-1, 1)).squeeze(1)
+
+
+class URNetwork(Phase2Network):
+    """The raw U_r network output z(s) (B,); the trainer reads z = log(y - y_min), y = mean_h X_h^(-xi)."""
+
+    def __init__(
+        self, state_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float, init: float = 0.0
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
+        self.head = nn.Linear(self.trunk_dim, 1)
+        nn.init.constant_(self.head.bias, init)
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        codes, inverse = self.unique_codes(batch)
+        return self.gather(self.head(codes).squeeze(-1), inverse)
+
+
+class VRNetwork(Phase2Network):
+    """V_r(s) (B,), ``-softplus`` < 0."""
+
+    def __init__(
+        self, state_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float, init: float = -1.0
+    ) -> None:
+        super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
+        self.head = nn.Linear(self.trunk_dim, 1)
+        nn.init.constant_(self.head.bias, inverse_negative(init))
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        codes, inverse = self.unique_codes(batch)
+        return self.gather(negative_head(self.head(codes).squeeze(-1)), inverse)
+
+
+QRModel = QRNetwork | TabularQR
+VHEModel = VHENetwork | TabularVHE
+XHModel = XHNetwork | TabularXH
+URModel = URNetwork | TabularUR
+VRModel = VRNetwork | TabularVR
+
+
+@dataclass
+class Phase2Networks:
+    """The main networks of one learner; ``u_r`` / ``v_r`` are None when computed directly (the defaults).
+
+    Each network is its own parameter set (checked at construction): build one optimizer per entry of
+    :meth:`parameter_groups`.
+    """
+
+    q_r: QRModel
+    v_h_e: VHEModel
+    x_h: XHModel
+    u_r: URModel | None = None
+    v_r: VRModel | None = None
+
+    def __post_init__(self) -> None:
+        owner: dict[int, str] = {}
+        for name, module in self.named().items():
+            for p in module.parameters():
+                if id(p) in owner:
+                    raise ValueError(f"Phase2Networks: a parameter is shared by {owner[id(p)]} and {name}")
+                owner[id(p)] = name
+
+    def named(self) -> dict[str, nn.Module]:
+        """Present networks by name (``q_r``, ``v_h_e``, ``x_h``, then ``u_r``, ``v_r`` when used)."""
+        out: dict[str, nn.Module] = {}
+        for f in fields(self):
+            module = getattr(self, f.name)
+            if module is not None:
+                out[f.name] = module
+        return out
+
+    def __iter__(self) -> Iterator[tuple[str, nn.Module]]:
+        return iter(self.named().items())
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per present network (disjoint), for one optimizer each."""
+        return {name: list(m.parameters()) for name, m in self.named().items()}
+
+    def to(self, device: torch.device | str) -> Phase2Networks:
+        for m in self.named().values():
+            m.to(device)
+        return self
+
+    def train(self, mode: bool = True) -> Phase2Networks:
+        for m in self.named().values():
+            m.train(mode)
+        return self
+
+    def eval(self) -> Phase2Networks:
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """``{name: module.state_dict()}`` for the present networks."""
+        return {name: m.state_dict() for name, m in self.named().items()}
+
+    def load_state_dict(self, d: Mapping[str, Mapping[str, Any]]) -> None:
+        """Inverse of :meth:`state_dict`; CheckpointError when the set of networks or a shape differs."""
+        present = set(self.named())
+        if set(d) != present:
+            raise CheckpointError(
+                f"networks in checkpoint {sorted(d)} do not match the configured networks {sorted(present)}"
+            )
+        for name, m in self.named().items():
+            try:
+                m.load_state_dict(d[name])
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise CheckpointError(f"network {name}: checkpoint does not fit ({first})") from None
+
+
+def goal_feature_tables(
+    world: NetworkWorld, goal_encoders: Mapping[int, GoalEncoder] | Sequence[GoalEncoder]
+) -> list[NDArray[np.float32]]:
+    """Goal feature table ``(G_h, d)`` per human position (GoalSet index order).
+
+    ``goal_encoders`` is either a sequence in ``world.humans`` order or a mapping keyed by human agent index.
+    """
+    encoders: list[GoalEncoder]
+    if isinstance(goal_encoders, Mapping):
+        missing = [h for h in world.humans if h not in goal_encoders]
+        if missing:
+            raise ValueError(f"goal encoders: none for human(s) {missing}")
+        encoders = [goal_encoders[h] for h in world.humans]
+    else:
+        encoders = list(goal_encoders)
+        if len(encoders) != len(world.humans):
+            raise ValueError(
+                f"goal encoders: expected {len(world.humans)} (one per human), got {len(encoders)}"
+            )
+    return [
+        np.asarray(enc.encode(list(world.goal_set(h).goals)), dtype=np.float32)
+        for h, enc in zip(world.humans, encoders, strict=True)
+    ]
+
+
+def _tables_by_position(
+    world: NetworkWorld, goal_features: Mapping[int, NDArray[np.float32]] | Sequence[NDArray[np.float32]]
+) -> list[NDArray[np.float32]]:
+    """Goal feature tables in ``world.humans`` order, from a sequence (in that order) or a mapping keyed by
+    human position (0..H-1) or by human agent index."""
+    n = len(world.humans)
+    if isinstance(goal_features, Mapping):
+        keys = set(goal_features)
+        if keys == set(range(n)):
+            tables = [goal_features[i] for i in range(n)]
+        elif keys == set(world.humans):
+            tables = [goal_features[h] for h in world.humans]
+        else:
+            raise ValueError(
+                f"goal_features: keys {sorted(keys)} are neither human positions 0..{n - 1} "
+                f"nor the human agent indices {list(world.humans)}"
+            )
+    else:
+        tables = list(goal_features)
+    if len(tables) != n:
+        raise ValueError(f"goal_features: expected {n} tables (one per human), got {len(tables)}")
+    out = []
+    for h, t in zip(world.humans, tables, strict=True):
+        arr = np.asarray(t, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[0] != len(world.goal_set(h)):
+            raise ValueError(
+                f"goal_features: human {h} needs a ({len(world.goal_set(h))}, d) table, got {arr.shape}"
+            )
+        out.append(arr)
+    return out
+
+
+def build_networks(
+    world: NetworkWorld,
+    cfg: Any,
+    state_dim: int,
+    goal_features: Mapping[int, NDArray[np.float32]] | Sequence[NDArray[np.float32]],
+    backend: str | None = None,
+    *,
+    max_states: int = DEFAULT_TABULAR_MAX_STATES,
+    seed: int | None = None,
+) -> Phase2Networks:
+    """All main networks of a learner for ``world``, on ``cfg.device``.
+
+    Args:
+        world: the world model (humans, goal sets, robot action count).
+        cfg: a ``Phase2Config``; reads ``hidden_dim``, ``num_hidden_layers``, ``dropout``,
+            ``u_r_use_network``, ``v_r_use_network``, ``device``, ``zeta`` (initial X_h level), ``networks``
+            (when ``backend`` is None) and ``seed`` (when ``seed`` is None).
+        state_dim: the state encoder's feature dimension.
+        goal_features: per human, its goal feature table ``(G_h, d)`` in GoalSet index order: a sequence in
+            ``world.humans`` order or a mapping keyed by human position or by agent index (see
+            :func:`goal_feature_tables`). Unused by the tabular backend (only G_h matters there).
+        backend: ``"neural"`` or ``"tabular"``.
+        max_states: rows of the tabular tables (ignored by the neural backend).
+        seed: parameter-initialisation seed; torch's global RNG is left untouched.
+
+    Initial outputs: V_h^e = 0.5, X_h = W_h * 0.5^zeta (consistent with V_h^e = 0.5), Q_r = V_r = -1,
+    U_r z = 0.
+    """
+    backend = cfg.networks if backend is None else backend
+    if backend not in ("neural", "tabular"):
+        raise ConfigError(f"networks: must be 'neural' or 'tabular', got {backend!r}")
+    tables = _tables_by_position(world, goal_features)
+    goal_sets = [world.goal_set(h) for h in world.humans]
+    total_weights = [gs.total_weight for gs in goal_sets]
+    x_init = float(np.clip(0.5 ** float(cfg.zeta), 1e-6, 1 - 1e-6))
+    n_actions = int(world.num_actions ** len(world.robots))  # the joint robot action space
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.seed if seed is None else seed))
+        if backend == "neural":
+            dims = (int(cfg.hidden_dim), int(cfg.num_hidden_layers), float(cfg.dropout))
+            sd = int(state_dim)
+            nets = Phase2Networks(
+                q_r=QRNetwork(sd, n_actions, *dims),
+                v_h_e=VHENetwork(sd, tables, *dims),
+                x_h=XHNetwork(sd, total_weights, *dims, init_fraction=x_init),
+                u_r=URNetwork(sd, *dims) if cfg.u_r_use_network else None,
+                v_r=VRNetwork(sd, *dims) if cfg.v_r_use_network else None,
+            )
+        else:
+            nets = Phase2Networks(
+                q_r=TabularQR(n_actions, max_states),
+                v_h_e=TabularVHE([len(gs) for gs in goal_sets], max_states),
+                x_h=TabularXH(total_weights, max_states, init_fraction=x_init),
+                u_r=TabularUR(max_states) if cfg.u_r_use_network else None,
+                v_r=TabularVR(max_states) if cfg.v_r_use_network else None,
+            )
+    return nets.to(torch.device(cfg.device))
+
+
+__all__ = [
+    "DEFAULT_TABULAR_MAX_STATES",
+    "NetworkWorld",
+    "Phase2Network",
+    "Phase2Networks",
+    "QRModel",
+    "QRNetwork",
+    "URModel",
+    "URNetwork",
+    "VHEModel",
+    "VHENetwork",
+    "VRModel",
+    "VRNetwork",
+    "XHModel",
+    "XHNetwork",
+    "build_networks",
+    "goal_feature_tables",
+    "mlp_trunk",
+]

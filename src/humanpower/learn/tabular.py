@@ -1,0 +1,151 @@
+"""Tabular backend: one learnable table row per interned state id, with the neural networks' interface.
+
+Each tabular module holds one preallocated ``nn.Parameter`` of shape ``(max_states, width)``, indexed by
+``StateBatch.ids`` (the :class:`~humanpower.learn.encoding.Featurizer`'s stable ids). The raw table entries
+go through exactly the output mappings of the neural networks (:mod:`humanpower.learn.heads`), so the trainer
+treats both backends alike. A state id at or beyond ``max_states`` raises
+:class:`~humanpower.errors.ConfigError` (the table never grows, so the optimizer's references stay valid).
+
+Notes for the trainer:
+- Gradients are dense over the whole table (plain Adam/AdamW work; per-step cost O(max_states * width)),
+  so size ``max_states`` to the world (e.g. its number of reachable states).
+- Weight decay pulls *unvisited* entries towards raw 0 (Q_r -> -0.69, V_h^e -> 0.5, X_h -> W/2); use 0 for
+  tabular tables if that matters.
+- Initial values are chosen for fast tabular convergence: V_h^e = 0.5, Q_r = V_r = ``init`` (default -1),
+  X_h = ``init_fraction * W_h``, U_r's raw z = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from humanpower.errors import ConfigError
+from humanpower.learn.encoding import StateBatch
+from humanpower.learn.heads import (
+    inverse_negative,
+    inverse_probability,
+    negative_head,
+    power_head,
+    probability_head,
+)
+
+
+class TabularTable(nn.Module):
+    """Base of the tabular modules: a ``(max_states, width)`` parameter filled with ``init``."""
+
+    def __init__(self, max_states: int, width: int, init: float) -> None:
+        super().__init__()
+        if max_states < 1 or width < 1:
+            raise ValueError(f"TabularTable: max_states and width must be >= 1, got {max_states}, {width}")
+        self.max_states = int(max_states)
+        self.width = int(width)
+        self.table = nn.Parameter(torch.full((self.max_states, self.width), float(init)))
+
+    def check_ids(self, ids: torch.Tensor) -> None:
+        """Raise ConfigError when some id does not fit the table."""
+        if ids.numel() and int(ids.max()) >= self.max_states:
+            raise ConfigError(
+                f"tabular backend ({type(self).__name__}): state id {int(ids.max())} does not fit "
+                f"max_states={self.max_states}; the learner has seen more distinct states than the table "
+                "holds "
+                "(raise max_states or use networks='neural')"
+            )
+
+    def rows(self, batch: StateBatch) -> torch.Tensor:
+        """Raw table rows of the batch's states, (B, width)."""
+        self.check_ids(batch.ids)
+        return self.table[batch.ids]
+
+    def extra_repr(self) -> str:
+        return f"max_states={self.max_states}, width={self.width}"
+
+
+class TabularQR(TabularTable):
+    """Q_r(s, a_r) for every joint robot action: ``-softplus(table[s])`` (B, num_actions), < 0."""
+
+    def __init__(self, num_actions: int, max_states: int, init: float = -1.0) -> None:
+        super().__init__(max_states, num_actions, inverse_negative(init))
+        self.num_actions = int(num_actions)
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        return negative_head(self.rows(batch))
+
+
+class TabularVHE(TabularTable):
+    """V_h^e(s, g_h) = sigmoid(table[s, offset_h + g]); one column per (human position, goal index)."""
+
+    goal_offsets: torch.Tensor
+
+    def __init__(self, num_goals: Sequence[int], max_states: int, init: float = 0.5) -> None:
+        if len(num_goals) == 0 or min(num_goals) < 1:
+            raise ValueError(f"TabularVHE: every human needs >= 1 goal, got {list(num_goals)}")
+        super().__init__(max_states, int(sum(num_goals)), inverse_probability(init))
+        self.num_goals = tuple(int(g) for g in num_goals)
+        offsets = [0]
+        for g in self.num_goals[:-1]:
+            offsets.append(offsets[-1] + g)
+        self.register_buffer("goal_offsets", torch.tensor(offsets, dtype=torch.long))
+
+    @property
+    def num_humans(self) -> int:
+        return len(self.num_goals)
+
+    def forward(self, batch: StateBatch, human_pos: torch.Tensor, goal_idx: torch.Tensor) -> torch.Tensor:
+        """V_h^e for each (state, human position, goal index) query, (B,) in [0, 1]."""
+        self.check_ids(batch.ids)
+        cols = self.goal_offsets[human_pos] + goal_idx
+        return probability_head(self.table[batch.ids, cols])
+
+    def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
+        """V_h^e for every goal of one human, (B, G_h) in [0, 1]."""
+        start = int(self.goal_offsets[human_pos])
+        return probability_head(self.rows(batch)[:, start : start + self.num_goals[human_pos]])
+
+
+class TabularXH(TabularTable):
+    """X_h(s) = W_h * sigmoid(table[s, h]) in (0, W_h]; one column per human position."""
+
+    total_weights: torch.Tensor
+
+    def __init__(self, total_weights: Sequence[float], max_states: int, init_fraction: float = 0.5) -> None:
+        super().__init__(max_states, len(total_weights), inverse_probability(init_fraction))
+        self.register_buffer("total_weights", torch.tensor([float(w) for w in total_weights]))
+
+    @property
+    def num_humans(self) -> int:
+        return self.width
+
+    def forward_all(self, batch: StateBatch) -> torch.Tensor:
+        """X_h of every human, (B, H)."""
+        return power_head(self.rows(batch), self.total_weights)
+
+    def forward(self, batch: StateBatch, human_pos: torch.Tensor) -> torch.Tensor:
+        """X_h of one human per row, (B,)."""
+        self.check_ids(batch.ids)
+        return power_head(self.table[batch.ids, human_pos], self.total_weights[human_pos])
+
+
+class TabularUR(TabularTable):
+    """The raw U_r parameter z(s) (B,) (the trainer reads z = log(y - y_min))."""
+
+    def __init__(self, max_states: int, init: float = 0.0) -> None:
+        super().__init__(max_states, 1, init)
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        return self.rows(batch)[:, 0]
+
+
+class TabularVR(TabularTable):
+    """V_r(s) = -softplus(table[s]) (B,), < 0."""
+
+    def __init__(self, max_states: int, init: float = -1.0) -> None:
+        super().__init__(max_states, 1, inverse_negative(init))
+
+    def forward(self, batch: StateBatch) -> torch.Tensor:
+        return negative_head(self.rows(batch)[:, 0])
+
+
+__all__ = ["TabularQR", "TabularTable", "TabularUR", "TabularVHE", "TabularVR", "TabularXH"]

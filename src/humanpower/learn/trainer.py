@@ -1,0 +1,283 @@
+"""Synchronous Phase 2 training: the reference loop (exactly reproducible from a seed and from a checkpoint).
+
+    for each env step:                           # total_steps drives stages, beta_r, epsilon and lr
+        transition = actor.step(policy, beta_r(t), epsilon(t))
+        learner.add([transition]); t += 1; learner.on_env_steps(t)      # replay policies: clear at ramp bounds
+        repeat updates_per_step times (once replay holds >= batch_size): learner.train_step(t)
+        at episode ends: log, checkpoint
+
+The asynchronous wiring (``learn/distributed``) reuses the same Actor and Learner objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from humanpower.errors import CheckpointError, ConfigError
+from humanpower.humans.protocol import HumanPolicyPrior
+from humanpower.learn.actor import Actor, ExplorationParams
+from humanpower.learn.checkpoint import RunFolder, atomic_write_text, load_torch, save_torch
+from humanpower.learn.config import Phase2Config
+from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
+from humanpower.learn.evaluate import LearnedModel, compare_with_exact
+from humanpower.learn.learner import Learner
+from humanpower.learn.networks import build_networks
+from humanpower.learn.runlog import RunLogger
+from humanpower.learn.schedules import beta_r_at, epsilon_at, lr_at
+from humanpower.worlds.protocol import SimulatorModel, State
+
+
+@dataclass
+class TrainingSetup:
+    """The environment-specific parts of a run, built by the caller (CLI or :func:`humanpower.train`)."""
+
+    world: SimulatorModel
+    prior: HumanPolicyPrior
+    state_encoder: StateEncoder
+    goal_encoders: Sequence[GoalEncoder]
+    """One goal encoder per human, in ``world.humans`` order."""
+    reference: Any = None
+    """An ExactSolution to compare against while training (small worlds), or None."""
+    render: Callable[[State, str], np.ndarray] | None = None
+    """Frame of a state with a caption, for the rollout GIF; None skips the GIF."""
+    save_world: Callable[[Path], None] | None = None
+    """Writes the world file into the run folder (so eval needs nothing else)."""
+
+
+@dataclass
+class TrainResult:
+    """What a run returns: the trained model, the logged metric rows and the run folder (if any)."""
+
+    model: LearnedModel
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    interrupted: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
+    """Featurizer, networks and learner for one world and config."""
+    device = resolve_device(cfg.device)
+    world = setup.world
+    featurizer = Featurizer(setup.state_encoder, device)
+    goal_features = {
+        i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))
+    }
+    nets = build_networks(world, cfg, setup.state_encoder.dim, goal_features, cfg.networks)
+    nets.to(device)
+    return Learner(world, cfg, nets, featurizer, device)
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C into a request to stop after the current env step (a second one aborts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class SyncTrainer:
+    """The synchronous loop. ``run_dir=None`` trains in memory only (tests, the Python API)."""
+
+    def __init__(
+        self, setup: TrainingSetup, cfg: Phase2Config, run_dir: Path | None = None, *, progress: bool = True
+    ) -> None:
+        self.setup = setup
+        self.cfg = cfg
+        self.progress = progress
+        self.run = RunFolder(run_dir) if run_dir is not None else None
+        torch.set_num_threads(cfg.torch_threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        torch.manual_seed(cfg.seed)
+        self.learner = make_learner(setup, cfg)
+        world = setup.world
+        self.episode_len = min(cfg.steps_per_episode, world.max_steps)
+        self.actor = Actor(
+            world, setup.prior, goal_resample_prob=cfg.goal_resample_prob, steps_per_episode=self.episode_len, seed=cfg.seed
+        )
+        self.total_steps = 0
+        self.episode = 0
+        self.metrics: list[dict[str, Any]] = []
+
+    # -- run folder -----------------------------------------------------------------------------------------
+    def _init_run_folder(self) -> None:
+        assert self.run is not None
+        self.run.create()
+        atomic_write_text(self.run.config_path, self.cfg.to_yaml())
+        if self.setup.save_world is not None:
+            self.setup.save_world(self.run.world_path)
+        self.run.write_status(status="running", episode=0, total_steps=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "actor": self.actor.state_dict(),
+            "total_steps": self.total_steps,
+            "episode": self.episode,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.learner.load_state_dict(d["learner"])
+        self.actor.load_state_dict(d["actor"])
+        self.total_steps = int(d["total_steps"])
+        self.episode = int(d["episode"])
+        torch.set_rng_state(d["torch_rng"])
+
+    def resume(self) -> None:
+        """Continue from the newest checkpoint of the run folder."""
+        if self.run is None:
+            raise CheckpointError("resume needs a run folder")
+        ckpt = load_torch(self.run.latest_checkpoint())
+        try:
+            self.load_state_dict(ckpt["state"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{self.run.latest_checkpoint()}: does not match this run ({exc})") from exc
+
+    def checkpoint(self) -> None:
+        if self.run is not None:
+            self.run.save_checkpoint({"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints)
+            self.run.write_status(episode=self.episode)
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def train(self, *, resume: bool = False) -> TrainResult:
+        cfg, learner, actor = self.cfg, self.learner, self.actor
+        if self.run is not None:
+            if resume:
+                self.resume()
+            else:
+                self._init_run_folder()
+        budget = cfg.num_episodes * self.episode_len
+        logger = RunLogger(self.run.root if self.run else None, budget, self.total_steps, self.progress)
+        stop = _StopFlag()
+        window: dict[str, list[float]] = {}
+        t0, steps0, train0 = time.perf_counter(), self.total_steps, learner.train_steps
+        try:
+            with stop.installed():
+                while self.episode < cfg.num_episodes and not stop.requested:
+                    if actor.episode_done:
+                        actor.begin_episode()
+                    beta_r = beta_r_at(self.total_steps, cfg)
+                    explore = ExplorationParams(beta_r=beta_r, epsilon=epsilon_at(self.total_steps, cfg))
+                    policy = learner.acting_policy() if beta_r > 0 else None
+                    transition = actor.step(policy, explore, self.total_steps)
+                    learner.add([transition])
+                    self.total_steps += 1
+                    learner.on_env_steps(self.total_steps)
+                    if learner.ready():
+                        for _ in range(cfg.updates_per_step):
+                            for name, value in learner.train_step(self.total_steps).items():
+                                window.setdefault(name, []).append(value)
+                    logger.advance(1)
+                    if actor.episode_done:
+                        self.episode += 1
+                        if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
+                            now = time.perf_counter()
+                            row = self._metrics_row(window, now - t0, self.total_steps - steps0,
+                                                    learner.train_steps - train0)
+                            t0, steps0, train0, window = now, self.total_steps, learner.train_steps, {}
+                            self.metrics.append(row)
+                            logger.log(row, self.total_steps, _postfix(row))
+                        if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:
+                            self.checkpoint()
+        finally:
+            logger.close()
+        interrupted = stop.requested and self.episode < cfg.num_episodes
+        model = LearnedModel.from_learner(learner, self.setup.world)
+        if self.run is not None:
+            self.checkpoint()
+            model.save(self.run.policy_path)
+            if not interrupted:
+                self._write_rollout(model)
+            self.run.write_status(status="interrupted" if interrupted else "finished", episode=self.episode)
+        return TrainResult(model, self.metrics, self.run.root if self.run else None, interrupted)
+
+    def _metrics_row(self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int) -> dict[str, Any]:
+        cfg, learner = self.cfg, self.learner
+        t = self.total_steps
+        row: dict[str, Any] = {
+            "episode": self.episode,
+            "total_steps": t,
+            "train_steps": learner.train_steps,
+            "stage": learner.stages.stage_at(t),
+            "beta_r": beta_r_at(t, cfg),
+            "epsilon": epsilon_at(t, cfg),
+            "lr_q_r": lr_at(t, cfg.lr_q_r, learner.stages, cfg.lr_decay_steps),
+            "buffer": len(learner.replay),
+            "env_steps_per_s": env_steps / max(seconds, 1e-9),
+            "train_steps_per_s": train_steps / max(seconds, 1e-9),
+        }
+        for name in ("v_h_e", "x_h", "u_r", "q_r", "v_r"):
+            values = window.get(name)
+            row[f"loss_{name}"] = float(np.mean(values)) if values else float("nan")
+        if self.setup.reference is not None:
+            model = LearnedModel.from_learner(learner, self.setup.world)
+            row.update({k: v for k, v in compare_with_exact(model, self.setup.reference).items() if k != "states_compared"})
+        return row
+
+    def _write_rollout(self, model: LearnedModel) -> None:
+        if self.setup.render is None or self.run is None:
+            return
+        from humanpower.learn.rollout import rollout_frames
+        from humanpower.worlds.video import write_gif
+
+        frames = rollout_frames(model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed)
+        write_gif(frames, self.run.root / "rollout.gif", fps=3)
+
+
+def _postfix(row: dict[str, Any]) -> dict[str, str]:
+    out = {
+        "stage": str(row["stage"]),
+        "beta_r": f"{row['beta_r']:.2f}",
+        "eps": f"{row['epsilon']:.2f}",
+        "env/s": f"{row['env_steps_per_s']:.0f}",
+        "train/s": f"{row['train_steps_per_s']:.0f}",
+    }
+    for name in ("v_h_e", "x_h", "q_r"):
+        value = row.get(f"loss_{name}")
+        if value is not None and value == value:
+            out[name] = f"{value:.2e}"
+    if "pi_r_rmse" in row:
+        out["pi_rmse"] = f"{row['pi_r_rmse']:.3f}"
+    return out
+
+
+def save_policy_only(model: LearnedModel, path: Path) -> None:
+    """Write just the trained model (used by the Python API when no run folder is wanted)."""
+    save_torch(path, model.to_checkpoint())

@@ -1,10 +1,10 @@
 """Benchmark of the Phase 2 networks and the featurizer cache on a bundled gridworld.
 
-Per network (neural and tabular backend): forward + backward of one training-step-equivalent batch (batch 64
-states drawn with replacement from the world's reachable states; V_h^e with one (human, goal) query per state and
-human, as the learner does), the Adam step, and a no-grad eval-mode forward over 512 states (what target
-computations cost). Featurizer: states/s of the raw grid encoder, the featurizer without cache, with a warm
-cache, and ``batch_from_ids`` with a warm cache (batches of 64).
+Per network (neural and tabular backend): forward + backward of one training-step-equivalent batch (batch
+64 states drawn with replacement from the world's reachable states; V_h^e with one (human, goal) query per
+state and human, as the learner does), the Adam step, and a no-grad eval-mode forward over 512 states (what
+target computations cost). Featurizer: states/s of the raw grid encoder, the featurizer without cache, with a
+warm cache, and ``batch_from_ids`` with a warm cache (batches of 64).
 
     python benchmarks/bench_networks.py [--world trivial] [--hidden 256] [--batch 64] [--threads 1] [--json]
 """
@@ -107,7 +107,7 @@ def network_steps(
 
 
 def featurizer_rates(world: Any, states: list[Any], batch: int, rng: np.random.Generator) -> dict[str, float]:
-    """States per second of the raw encoder and of the featurizer with and without cache (batches of ``batch``)."""
+    """States/s of the raw encoder and of the featurizer with and without cache (batches of ``batch``)."""
     enc, _ = grid_encoders(world, include_step_count=True)
     batches = [[states[i] for i in rng.integers(0, len(states), size=batch)] for _ in range(50)]
     it = iter(range(1 << 62))
@@ -160,7 +160,7 @@ def main() -> None:
         "hidden_dim": args.hidden,
         "num_hidden_layers": args.layers,
         "batch": args.batch,
-        "distinct_in_batch": int(len(batch.dedup()[0])),
+        "distinct_in_batch": len(batch.dedup()[0]),
         "torch_threads": torch.get_num_threads(),
         "networks": {},
     }
@@ -186,7 +186,7 @@ def main() -> None:
             )
         total = sum(r["fwd_bwd_us"] + r["adam_us"] for r in per_net.values())
         print(f"{backend:8} {'all':6} {'':9} {'':11} {'':9} {'':11}  fwd+bwd+adam total {total:.0f} us")
-    print("featurizer (states/s, batches of %d):" % args.batch)
+    print(f"featurizer (states/s, batches of {args.batch}):")
     for k, v in result["featurizer_states_per_s"].items():
         print(f"  {k:28} {v:12.1f}" if "speedup" in k else f"  {k:28} {v:12.0f}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Hashable
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -19,7 +19,7 @@ def reference_phase1(world: WorldModel, params: TheoryParams):
     a_count = world.num_actions
     n_r = num_robot_actions(world)
 
-    @lru_cache(maxsize=None)
+    @cache
     def v_m(state: Hashable, h: int, gi: int) -> float:
         if world.is_terminal(state):
             return 0.0
@@ -30,7 +30,7 @@ def reference_phase1(world: WorldModel, params: TheoryParams):
         g = world.goal_set(h).goals[gi]
         return 1.0 if g.is_achieved(s2) else params.gamma_h * v_m(s2, h, gi)
 
-    @lru_cache(maxsize=None)
+    @cache
     def q_m(state: Hashable, h: int, gi: int) -> tuple[float, ...]:
         if world.is_terminal(state):
             return (0.0,) * a_count
@@ -50,7 +50,7 @@ def reference_phase1(world: WorldModel, params: TheoryParams):
             out.append(total)
         return tuple(out)
 
-    @lru_cache(maxsize=None)
+    @cache
     def pi(state: Hashable, h: int, gi: int) -> np.ndarray:
         g = world.goal_set(h).goals[gi]
         if g.is_achieved(state):
@@ -74,7 +74,7 @@ def reference_phase2(world: WorldModel, params: TheoryParams, pi):
         gs = world.goal_set(h)
         return sum(p * pi(state, h, gi) for gi, p in enumerate(gs.probabilities))
 
-    @lru_cache(maxsize=None)
+    @cache
     def q_r(state):
         out = []
         for a_r in range(n_r):
@@ -86,18 +86,20 @@ def reference_phase2(world: WorldModel, params: TheoryParams, pi):
                 if w == 0:
                     continue
                 joint = compose_joint_action(world, combo, a_r)
-                total += w * sum(p * params.gamma_r * v_r(s2) for p, s2 in world.transition_probabilities(state, joint))
+                total += w * sum(
+                    p * params.gamma_r * v_r(s2) for p, s2 in world.transition_probabilities(state, joint)
+                )
             out.append(total)
         return np.array(out)
 
-    @lru_cache(maxsize=None)
+    @cache
     def pi_r(state):
         q = q_r(state)
         logits = -params.beta_r * np.log(-q)
         z = np.exp(logits - logits.max())
         return z / z.sum()
 
-    @lru_cache(maxsize=None)
+    @cache
     def v_e(state, h, gi):
         if world.is_terminal(state):
             return 0.0
@@ -121,7 +123,7 @@ def reference_phase2(world: WorldModel, params: TheoryParams, pi):
         gs = world.goal_set(h)
         return sum(w * v_e(state, h, gi) ** params.zeta for gi, w in enumerate(gs.weights))
 
-    @lru_cache(maxsize=None)
+    @cache
     def v_r(state):
         if world.is_terminal(state):
             return params.terminal_v_r

@@ -29,9 +29,7 @@ def toy1() -> TabularWorld:
             return [(1.0, 2)]
         return [(1.0, 1)] if a_r == 0 else [(0.5, 1), (0.5, 2)]
 
-    return TabularWorld(
-        3, fn, humans=[0], robots=[1], num_actions=2, max_steps=1, goals={0: goals({1}, {2})}
-    )
+    return TabularWorld(3, fn, humans=[0], robots=[1], num_actions=2, max_steps=1, goals={0: goals({1}, {2})})
 
 
 def test_toy1_phase1_by_hand() -> None:
@@ -61,15 +59,16 @@ def test_toy1_phase1_by_hand() -> None:
 
 def test_toy1_phase2_by_hand() -> None:
     world = toy1()
-    params = TheoryParams(beta_h=1.0, gamma_h=0.9, gamma_r=0.8, beta_r=3.0, zeta=2.0, xi=1.0, eta=1.5,
-                          terminal_v_r=-0.25)
+    params = TheoryParams(
+        beta_h=1.0, gamma_h=0.9, gamma_r=0.8, beta_r=3.0, zeta=2.0, xi=1.0, eta=1.5, terminal_v_r=-0.25
+    )
     sol = solve(world, params)
     v = sol.values_at(world.initial_state())
     e = math.exp(0.5)
-    # Every successor is terminal (V_r = -0.25): Q_r = 0.8 * -0.25 = -0.2 for both robot actions, pi_r uniform.
+    # Every successor is terminal (V_r = -0.25): Q_r = 0.8 * -0.25 = -0.2 for both actions, pi_r uniform.
     assert v["Q_r"] == pytest.approx([-0.2, -0.2], abs=1e-12)
     assert v["pi_r"] == pytest.approx([0.5, 0.5], abs=1e-12)
-    # V^e(g1) = pi_g1(go) * (1/2 * 1 + 1/2 * 1/2) = 0.75 e / (1 + e)        (a terminal successor still pays 1)
+    # V^e(g1) = pi_g1(go) * (1/2 * 1 + 1/2 * 1/2) = 0.75 e / (1 + e)   (a terminal successor still pays 1)
     # V^e(g2) = pi_g2(still) * 1 + pi_g2(go) * (1/2 * 0 + 1/2 * 1/2)
     ve1 = 0.75 * e / (1 + e)
     ve2 = math.e / (1 + math.e) + 0.25 / (1 + math.e)
@@ -113,7 +112,8 @@ def test_toy2_phase1_by_hand() -> None:
     np.testing.assert_allclose(prior.action_distribution((1, 1), 0, g4), [0.25, 0.75], atol=1e-12)
     # At (1, closed): Q(g3) = (1, 1), Q(g4) = (0, 0): uniform. V^m(g3) = 1, V^m(g4) = 0.
     np.testing.assert_allclose(prior.action_distribution((1, 2), 0, g3), [0.5, 0.5], atol=1e-12)
-    # At the start the robot minimises: Q(g3, .) = min(0.9 * 3/4, 0.9 * 1) = 0.675; Q(g4, .) = min(0.675, 0) = 0.
+    # At the start the robot minimises: Q(g3, .) = min(0.9 * 3/4, 0.9 * 1) = 0.675;
+    # Q(g4, .) = min(0.675, 0) = 0.
     sid = dag.index[(0, 0)]
     assert prior.q_m is not None
     np.testing.assert_allclose(prior.q_m[0][sid], [[0.675, 0.675], [0.0, 0.0]], atol=1e-12)
@@ -123,10 +123,18 @@ def test_toy2_phase1_by_hand() -> None:
 def test_toy2_phase2_by_hand() -> None:
     world = toy2()
     params = TheoryParams(
-        beta_h=math.log(3.0), gamma_h=0.9, gamma_r=0.5, beta_r=2.0, zeta=2.0, xi=1.0, eta=1.0, terminal_v_r=-0.1
+        beta_h=math.log(3.0),
+        gamma_h=0.9,
+        gamma_r=0.5,
+        beta_r=2.0,
+        zeta=2.0,
+        xi=1.0,
+        eta=1.0,
+        terminal_v_r=-0.1,
     )
     sol = solve(world, params)
-    # (1, open): V^e = (3/4, 3/4), X = 2 * 9/16 = 9/8, U_r = -8/9, Q_r = 0.5 * -0.1 = -0.05, V_r = -8/9 - 0.05.
+    # (1, open): V^e = (3/4, 3/4), X = 2 * 9/16 = 9/8, U_r = -8/9, Q_r = 0.5 * -0.1 = -0.05,
+    # V_r = -8/9 - 0.05.
     v_open = sol.values_at((1, 1))
     assert v_open["X_h"][0] == pytest.approx(9 / 8, abs=1e-12)
     assert v_open["U_r"] == pytest.approx(-8 / 9, abs=1e-12)
@@ -142,7 +150,9 @@ def test_toy2_phase2_by_hand() -> None:
     v0 = sol.values_at((0, 0))
     assert v0["Q_r"] == pytest.approx(q.tolist(), abs=1e-12)
     assert v0["pi_r"] == pytest.approx(pi.tolist(), abs=1e-12)
-    assert pi[0] == pytest.approx(0.55569, abs=1e-5)  # 4.53767 / (4.53767 + 3.62812); opening the choice is preferred
+    assert pi[0] == pytest.approx(
+        0.55569, abs=1e-5
+    )  # 4.53767 / (4.53767 + 3.62812); opening the choice is preferred
     # V^e at the start: 0.9 * (pi_open * 3/4 + pi_closed * 1) and 0.9 * (pi_open * 3/4 + pi_closed * 0).
     ve3 = 0.9 * (pi[0] * 0.75 + pi[1])
     ve4 = 0.9 * (pi[0] * 0.75)
@@ -207,7 +217,12 @@ def test_x_h_zero_raises_user_error_naming_human_and_state() -> None:
         return [(1.0, 1)]
 
     world = TabularWorld(
-        6, fn, humans=[0, 1], robots=[2], num_actions=2, max_steps=1,
+        6,
+        fn,
+        humans=[0, 1],
+        robots=[2],
+        num_actions=2,
+        max_steps=1,
         goals={0: goals({1}), 1: goals({5})},
     )
     with pytest.raises(UserError, match=r"human 1 has X_h = 0 at the non-terminal state \(0, 0\)"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference_solver import reference_phase1, reference_phase2
 
 from humanpower.errors import UserError
 from humanpower.exact import build_dag, solve
@@ -15,6 +14,7 @@ from humanpower.humans import HeuristicPrior, HumanPolicyPrior, UniformPrior, jo
 from humanpower.params import TheoryParams
 from humanpower.worlds.protocol import WorldModel
 from humanpower.worlds.tabular import NodeGoal, TabularWorld, random_tabular_world
+from reference_solver import reference_phase1, reference_phase2
 
 
 def test_tabular_world_semantics_and_validation() -> None:
@@ -22,7 +22,13 @@ def test_tabular_world_semantics_and_validation() -> None:
     table[:, :, 1] = 1.0
     table[0, 0] = [0.25, 0.75]  # both agents still at node 0
     world = TabularWorld(
-        2, table, humans=[0], robots=[1], num_actions=2, max_steps=2, goals={0: [(NodeGoal("one", frozenset({1})), 2.0)]}
+        2,
+        table,
+        humans=[0],
+        robots=[1],
+        num_actions=2,
+        max_steps=2,
+        goals={0: [(NodeGoal("one", frozenset({1})), 2.0)]},
     )
     assert isinstance(world, WorldModel)
     assert world.initial_state() == (0, 0)
@@ -35,8 +41,15 @@ def test_tabular_world_semantics_and_validation() -> None:
     world.reset(seed=1)
     assert world.step((1, 1)) == (1, 1)
     with pytest.raises(ValueError, match="sum to"):
-        TabularWorld(2, lambda n, a: [(0.5, 0)], humans=[0], robots=[], num_actions=1, max_steps=1,
-                     goals={0: [NodeGoal("z", frozenset({0}))]})
+        TabularWorld(
+            2,
+            lambda n, a: [(0.5, 0)],
+            humans=[0],
+            robots=[],
+            num_actions=1,
+            max_steps=1,
+            goals={0: [NodeGoal("z", frozenset({0}))]},
+        )
     with pytest.raises(ValueError, match="partition"):
         TabularWorld(2, table, humans=[0], robots=[2], num_actions=2, max_steps=1, goals={0: []})
 
@@ -82,21 +95,45 @@ def test_dag_max_states_and_protocol_errors() -> None:
         def all_transition_probabilities(self, state):  # type: ignore[no-untyped-def]
             return [[(1.0, state)]] * self.num_profiles
 
-    loop = Loop(1, lambda n, a: [(1.0, 0)], humans=[0], robots=[], num_actions=1, max_steps=2,
-                goals={0: [NodeGoal("z", frozenset({0}))]})
+    loop = Loop(
+        1,
+        lambda n, a: [(1.0, 0)],
+        humans=[0],
+        robots=[],
+        num_actions=1,
+        max_steps=2,
+        goals={0: [NodeGoal("z", frozenset({0}))]},
+    )
     with pytest.raises(UserError, match="step count"):
         build_dag(loop, progress=False)
 
 
 @pytest.mark.parametrize(
     ("seed", "humans", "robots", "actions", "nu_h"),
-    [(0, 1, 1, 3, 0.0), (1, 2, 1, 2, 0.3), (2, 1, 2, 2, 0.0), (3, 2, 2, 2, 0.0), (4, 3, 1, 2, 0.1), (5, 1, 0, 3, 0.0)],
+    [
+        (0, 1, 1, 3, 0.0),
+        (1, 2, 1, 2, 0.3),
+        (2, 1, 2, 2, 0.0),
+        (3, 2, 2, 2, 0.0),
+        (4, 3, 1, 2, 0.1),
+        (5, 1, 0, 3, 0.0),
+    ],
 )
-def test_solver_matches_naive_recursion(seed: int, humans: int, robots: int, actions: int, nu_h: float) -> None:
+def test_solver_matches_naive_recursion(
+    seed: int, humans: int, robots: int, actions: int, nu_h: float
+) -> None:
     world = random_tabular_world(
-        seed, num_nodes=5, num_humans=humans, num_robots=robots, num_actions=actions, max_steps=3, weighted_goals=True
+        seed,
+        num_nodes=5,
+        num_humans=humans,
+        num_robots=robots,
+        num_actions=actions,
+        max_steps=3,
+        weighted_goals=True,
     )
-    params = TheoryParams(beta_h=2.0, beta_r=3.0, gamma_h=0.9, gamma_r=0.95, zeta=1.7, xi=1.2, eta=1.1, nu_h=nu_h)
+    params = TheoryParams(
+        beta_h=2.0, beta_r=3.0, gamma_h=0.9, gamma_r=0.95, zeta=1.7, xi=1.2, eta=1.1, nu_h=nu_h
+    )
     sol = solve(world, params)
     pi = reference_phase1(world, params)
     q_r, pi_r, v_r, x_h, v_e = reference_phase2(world, params, pi)
@@ -153,7 +190,12 @@ def test_heuristic_prior() -> None:
     far = StateSetGoal("far", frozenset())
     near = StateSetGoal("near", frozenset({(1, 1)}))
     world = TabularWorld(
-        2, lambda n, a: [(1.0, 1)], humans=[0], robots=[], num_actions=4, max_steps=1,
+        2,
+        lambda n, a: [(1.0, 1)],
+        humans=[0],
+        robots=[],
+        num_actions=4,
+        max_steps=1,
         goals={0: GoalSet.of([far, near], [1.0, 3.0])},
     )
     prior = HeuristicPrior(world, FakeDistances(), beta_h=2.0, nu_h=0.2)
@@ -162,7 +204,9 @@ def test_heuristic_prior() -> None:
     expected_near = 0.2 * 0.25 + 0.8 * np.append(boltz, 0.0)
     np.testing.assert_allclose(prior.action_distribution(s, 0, near), expected_near, atol=1e-12)
     np.testing.assert_allclose(prior.action_distribution(s, 0, far), [0.25] * 4, atol=1e-12)
-    np.testing.assert_allclose(prior.action_distribution((1, 1), 0, near), [1, 0, 0, 0])  # rests when achieved
+    np.testing.assert_allclose(
+        prior.action_distribution((1, 1), 0, near), [1, 0, 0, 0]
+    )  # rests when achieved
     np.testing.assert_allclose(
         prior.marginal_distribution(s, 0), 0.25 * np.full(4, 0.25) + 0.75 * expected_near, atol=1e-12
     )

@@ -65,7 +65,7 @@ class StateDag:
     build_seconds: float = 0.0
     transition_calls: int = 0
     goal_masks: dict[int, NDArray[np.bool_]] = field(default_factory=dict, repr=False)
-    """Cache: per human agent index, the (N, G_h) matrix of achieved goals (filled by :func:`achieved_matrix`)."""
+    """Cache: per human agent index, the (N, G_h) matrix of achieved goals (see :func:`achieved_matrix`)."""
 
     @property
     def num_states(self) -> int:
@@ -140,7 +140,7 @@ def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = T
 
     bar = tqdm(
         desc="state DAG",
-        unit="states",
+        unit=" states",
         disable=not progress or not sys.stderr.isatty(),
         file=sys.stderr,
     )
@@ -171,7 +171,9 @@ def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = T
                 local: dict[tuple[tuple[int, ...], tuple[float, ...]], int] = {}
                 for j, successors in enumerate(all_succ):
                     if not successors:
-                        raise UserError(f"world: non-terminal state {s!r} has no successors under {profiles[j]}")
+                        raise UserError(
+                            f"world: non-terminal state {s!r} has no successors under {profiles[j]}"
+                        )
                     ids = []
                     ps = []
                     for p, s2 in successors:
@@ -195,7 +197,8 @@ def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = T
                     total = sum(ps)
                     if abs(total - 1.0) > 1e-9:
                         raise UserError(
-                            f"world: successor probabilities of {s!r} under {profiles[j]} sum to {total}, not 1"
+                            f"world: successor probabilities of {s!r} under {profiles[j]} sum to {total}, "
+                            "not 1"
                         )
                     key = (tuple(ids), tuple(ps))
                     row = local.get(key)
@@ -246,7 +249,7 @@ def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = T
 
 
 def achieved_matrix(world: WorldModel, dag: StateDag, human: int) -> NDArray[np.bool_]:
-    """The (N, G_h) boolean matrix ``goal.is_achieved(state)`` for ``human`` (agent index); cached on the DAG."""
+    """The (N, G_h) matrix ``goal.is_achieved(state)`` for ``human`` (agent index); cached on the DAG."""
     cached = dag.goal_masks.get(human)
     if cached is not None:
         return cached

@@ -1,4 +1,4 @@
-"""Vectorised building blocks shared by Phase 1 and Phase 2: profile index tables, chunking, row expectations."""
+"""Vectorised building blocks of Phase 1 and Phase 2: profile index tables, chunking, row expectations."""
 
 from __future__ import annotations
 
@@ -63,8 +63,10 @@ class ProfileTables:
         return flat
 
     def split_human(self, human: int) -> IntArray:
-        """(A, P / A) profile indices grouped by the action of ``human``: row a lists the profiles with a_h = a,
-        ordered by (other humans' flat action, robot flat action) with the robot action fastest."""
+        """(A, P / A) profile indices grouped by the action of ``human``.
+
+        Row a lists the profiles with a_h = a, ordered by (other humans' flat action, robot flat action) with
+        the robot action fastest."""
         a = self.num_actions
         key = self.others_flat(human) * self.num_robot_actions + self.robot_flat
         out = np.empty((a, self.num_profiles // a), dtype=np.int64)

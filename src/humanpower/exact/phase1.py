@@ -31,7 +31,7 @@ FloatArray = NDArray[np.float64]
 DefaultPolicyFn = Callable[[State, int, Goal], FloatArray]
 """pi_h^0(state, human, goal) -> distribution over the human's actions."""
 BeliefFn = Callable[[State, int, Goal, int], FloatArray]
-"""mu(state, human, goal, other_human) -> human's belief about ``other_human``'s action (humans independent)."""
+"""mu(state, human, goal, other_human) -> belief about ``other_human``'s action (other humans independent)."""
 
 
 class ExactHumanPrior:
@@ -90,7 +90,12 @@ class ExactHumanPrior:
 
 
 def _default_table(
-    fn: DefaultPolicyFn | None, dag: StateDag, ids: NDArray[np.int64], human: int, goals: tuple[Goal, ...], a: int
+    fn: DefaultPolicyFn | None,
+    dag: StateDag,
+    ids: NDArray[np.int64],
+    human: int,
+    goals: tuple[Goal, ...],
+    a: int,
 ) -> FloatArray:
     if fn is None:
         return np.full((len(ids), len(goals), a), 1.0 / a)
@@ -103,7 +108,12 @@ def _default_table(
 
 
 def _belief_table(
-    fn: BeliefFn, dag: StateDag, ids: NDArray[np.int64], human: int, others: list[int], goals: tuple[Goal, ...]
+    fn: BeliefFn,
+    dag: StateDag,
+    ids: NDArray[np.int64],
+    human: int,
+    others: list[int],
+    goals: tuple[Goal, ...],
 ) -> FloatArray:
     """(n, G, A_other) joint belief over the other humans' actions (first other human least significant)."""
     rows = []

@@ -2,12 +2,14 @@
 
     (4) Q_r(s, a_r)   = E_g E_{a_H ~ pi_H(s, g)} E_{s'} [gamma_r V_r(s')]
     (5) pi_r(s)(a_r)  proportional to (-Q_r(s, a_r))^(-beta_r)
-    (6) V_h^e(s, g_h) = E_{g_-h} E_{a_H ~ pi_H(s, g)} E_{a_r ~ pi_r(s)} E_{s'} [U_h(s', g_h) + gamma_h V_h^e(s', g_h)]
+    (6) V_h^e(s, g_h) = E_{g_-h} E_{a_H ~ pi_H(s, g)} E_{a_r ~ pi_r(s)} E_{s'} [U_h(s', g_h)
+                                                                              + gamma_h V_h^e(s', g_h)]
     (7) X_h(s)        = sum_g w(g) V_h^e(s, g)^zeta
     (8) U_r(s)        = -( mean_h X_h(s)^(-xi) )^eta
     (9) V_r(s)        = U_r(s) + E_{a_r ~ pi_r(s)} Q_r(s, a_r)
 
-Levels are processed last to first (successors first), all states of a level (in memory-bounded chunks) at once:
+Levels are processed last to first (successors first), all states of a level at once (in memory-bounded
+chunks):
 - humans act independently; in (4) every human follows its goal-marginal policy sum_g w(g) pi_h(s, g) with
   normalised weights (the exact expectation over goals); in (6) human h follows pi_h(s, g_h) and the others
   their marginals;
@@ -82,7 +84,7 @@ def solve_phase2(
     params: TheoryParams = TheoryParams(),  # noqa: B008 - frozen dataclass, safe default
     prior_name: str | None = None,
 ) -> ExactSolution:
-    """Equations (4)-(9) at every reachable state of ``dag`` (module docs); returns an :class:`ExactSolution`."""
+    """Equations (4)-(9) at every reachable state of ``dag`` (see the module docs)."""
     t0 = time.perf_counter()
     humans = world.humans
     a = world.num_actions

@@ -8,8 +8,8 @@ File format (``save``/``load``): one uncompressed ``.npz`` holding
   pickle, load only files you trust;
 - the arrays ``terminal``, ``level_offsets``, ``q_r``, ``pi_r``, ``v_r``, ``u_r``, ``x_h``, ``v_h_e_<i>``,
   ``goal_weights_<i>``.
-``load(path, world)`` checks the file against ``world`` (agents, actions, goal names, initial state) and raises
-:class:`humanpower.errors.CheckpointError` on any mismatch or corruption.
+``load(path, world)`` checks the file against ``world`` (agents, actions, goal names, initial state) and
+raises :class:`humanpower.errors.CheckpointError` on any mismatch or corruption.
 """
 
 from __future__ import annotations
@@ -181,7 +181,14 @@ class ExactSolution:
             )
         except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError, ParameterError, pickle.UnpicklingError, AttributeError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            ParameterError,
+            pickle.UnpicklingError,
+            AttributeError,
+        ) as exc:
             raise CheckpointError(f"{p}: corrupt solution file ({type(exc).__name__}: {exc})") from exc
         sol._check(p, world)
         return sol

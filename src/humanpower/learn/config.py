@@ -164,6 +164,9 @@ class Phase2Config:
     """Dropout probability after each hidden layer (main networks in train mode only); in [0, 1)."""
     include_step_count: bool = True
     """Whether the state encoding includes the remaining episode time (needed for finite-horizon values)."""
+    tabular_max_states: int = 65_536
+    """Rows of the tabular backend's tables (distinct states it can hold); when the world is solved exactly,
+    its reachable state count is used instead; >= 1."""
 
     # --- computation modes ---
     u_r_use_network: bool = False
@@ -363,6 +366,7 @@ def _validate(c: Phase2Config) -> None:
         "buffer_size",
         "lr_decay_steps",
         "hidden_dim",
+        "tabular_max_states",
         "num_hidden_layers",
         "x_h_goal_samples",
         "num_actors",

@@ -64,8 +64,15 @@ class Learner:
         self.compiler = TransitionCompiler(world, featurizer)
         modules = nets.named()
         self.base_lr = {name: float(getattr(cfg, f"lr_{name}")) for name in modules}
-        self.optimizers = {
-            name: torch.optim.Adam(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+        # One optimizer per network. Neural: Adam with L2 weight decay. Tabular: plain SGD on the
+        # duplicate-averaging loss, i.e. entry <- entry + lr * (mean target - entry) (see losses.regression_loss).
+        self.tabular = cfg.networks == "tabular"
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            name: (
+                torch.optim.SGD(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+                if self.tabular
+                else torch.optim.Adam(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+            )
             for name, m in modules.items()
         }
         self.targets = {
@@ -119,6 +126,7 @@ class Learner:
             u_r_human_sample_size=cfg.u_r_human_sample_size,
             u_r_use_network=cfg.u_r_use_network,
             v_r_use_network=cfg.v_r_use_network,
+            average_duplicates=self.tabular,
         )
 
     def train_step(self, total_steps: int) -> dict[str, float]:

@@ -49,6 +49,22 @@ class LossParams:
     u_r_human_sample_size: int | None
     u_r_use_network: bool
     v_r_use_network: bool
+    average_duplicates: bool = False
+    """Tabular backend: average the targets of duplicate entries within a batch (see :func:`regression_loss`)."""
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+    """MSE of pred vs target (rows = first axis).
+
+    With ``keys`` (one integer per row naming the table entry it trains), rows that train the same entry are
+    averaged: the loss is 1/2 sum_rows (pred - target)^2 / count(key), so one SGD step with rate lr moves each
+    entry by lr * (mean target - value). That is the tabular backend's update; networks use plain MSE.
+    """
+    if keys is None:
+        return F.mse_loss(pred, target)
+    _, inverse, counts = torch.unique(keys, return_inverse=True, return_counts=True)
+    weight = (1.0 / counts[inverse].to(pred.dtype)).view(-1, *([1] * (pred.dim() - 1)))
+    return 0.5 * (weight * (pred - target) ** 2).sum()
 
 
 def robot_policy(q_r: torch.Tensor, beta_r: float) -> torch.Tensor:
@@ -107,6 +123,8 @@ def phase2_losses(
     """The loss of every active network for one batch (a dict name -> scalar tensor)."""
     losses: dict[str, torch.Tensor] = {}
     states = batch.states()
+    state_keys = states.ids if p.average_duplicates else None
+    x_keys = x_states.ids if p.average_duplicates else None
     b, a = batch.size, batch.num_robot_actions
     ymin = y_min(goal_sets, p.xi)
 
@@ -117,12 +135,17 @@ def phase2_losses(
             edge_value = T.v_h_e_edge_value(
                 batch.edge_achieved, batch.edge_terminal.unsqueeze(-1).expand_as(v_next), v_next, p.gamma_h
             )
-            per_action = T.expect(edge_value, torch.arange(len(edge_value), device=v_next.device),
-                                  batch.edge_prob, batch.edge_row, b * a).view(b, a, -1)
+            per_action = T.expect_edges(edge_value, batch.edge_prob, batch.edge_row, b * a).view(b, a, -1)
             pi_s = robot_policy(tgt["q_r"](states), p.beta_r)
             target = torch.einsum("ba,bah->bh", pi_s, per_action)
         pred = _vhe_queries(nets.v_h_e, batch.nodes, batch.state_node, batch.goals)
-        losses["v_h_e"] = F.mse_loss(pred, target)
+        keys = None
+        if state_keys is not None:  # one table entry per (state, human, goal)
+            h = batch.goals.shape[1]
+            g_max = int(batch.goals.max()) + 1
+            humans = torch.arange(h, device=batch.goals.device)
+            keys = ((state_keys.unsqueeze(1) * h + humans) * g_max + batch.goals).reshape(-1)
+        losses["v_h_e"] = regression_loss(pred.reshape(-1), target.reshape(-1), keys)
 
     if "x_h" in p.active:  # (7) with fresh goals from the sampler
         n, k = x_states.features.shape[0], p.x_h_goal_samples
@@ -134,7 +157,7 @@ def phase2_losses(
                 v = tgt["v_h_e"](x_states.select(torch.arange(n, device=g.device).repeat_interleave(k)), human, g)
                 cols.append(T.x_h_target(v.view(n, k), torch.full((n, k), gs.total_weight, device=v.device), p.zeta))
             target = torch.stack(cols, dim=-1)
-        losses["x_h"] = F.mse_loss(nets.x_h.forward_all(x_states), target)
+        losses["x_h"] = regression_loss(nets.x_h.forward_all(x_states), target, x_keys)
 
     if "u_r" in p.active and nets.u_r is not None:  # (8), MSE on y (not on log y, not Huber)
         with torch.no_grad():
@@ -143,19 +166,19 @@ def phase2_losses(
                 cols_idx = torch.as_tensor(rng.choice(x.shape[1], p.u_r_human_sample_size, replace=False))
                 x = x[:, cols_idx.to(x.device)]
             y = T.y_from_x(x, p.xi)
-        losses["u_r"] = T.u_r_loss(nets.u_r(states), y, ymin)
+        losses["u_r"] = regression_loss(T.y_from_u_r_net_output(nets.u_r(states), ymin), y, state_keys)
 
     if "q_r" in p.active:  # (4) for every joint robot action at once
         with torch.no_grad():
             v_nodes = v_r_values(batch.nodes, batch.node_terminal, tgt, p, ymin)
             target = T.expect(v_nodes, batch.edge_node, batch.edge_prob, batch.edge_row, b * a).view(b, a)
             target = p.gamma_r * target
-        losses["q_r"] = F.mse_loss(nets.q_r(states), target)
+        losses["q_r"] = regression_loss(nets.q_r(states), target, state_keys)
 
     if "v_r" in p.active and nets.v_r is not None:  # (9) from its components
         with torch.no_grad():
             q = tgt["q_r"](states)
             target = T.v_r_from(u_r_values(states, tgt, p, ymin), robot_policy(q, p.beta_r), q)
-        losses["v_r"] = F.mse_loss(nets.v_r(states), target)
+        losses["v_r"] = regression_loss(nets.v_r(states), target, state_keys)
 
     return losses

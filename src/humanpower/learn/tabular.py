@@ -1,18 +1,17 @@
 """Tabular backend: one learnable table row per interned state id, with the neural networks' interface.
 
 Each tabular module holds one preallocated ``nn.Parameter`` of shape ``(max_states, width)``, indexed by
-``StateBatch.ids`` (the :class:`~humanpower.learn.encoding.Featurizer`'s stable ids). The raw table entries
-go through exactly the output mappings of the neural networks (:mod:`humanpower.learn.heads`), so the trainer
-treats both backends alike. A state id at or beyond ``max_states`` raises
-:class:`~humanpower.errors.ConfigError` (the table never grows, so the optimizer's references stay valid).
+``StateBatch.ids`` (the :class:`~humanpower.learn.encoding.Featurizer`'s stable ids). A state id at or beyond
+``max_states`` raises :class:`~humanpower.errors.ConfigError` (the table never grows, so the optimizer's
+references stay valid).
 
-Notes for the trainer:
-- Gradients are dense over the whole table (plain Adam/AdamW work; per-step cost O(max_states * width)),
-  so size ``max_states`` to the world (e.g. its number of reachable states).
-- Weight decay pulls *unvisited* entries towards raw 0 (Q_r -> -0.69, V_h^e -> 0.5, X_h -> W/2); use 0 for
-  tabular tables if that matters.
-- Initial values are chosen for fast tabular convergence: V_h^e = 0.5, Q_r = V_r = ``init`` (default -1),
-  X_h = ``init_fraction * W_h``, U_r's raw z = 0.
+Entries hold the values themselves (value space, no squashing), clamped to each function's range on output.
+The learner trains them with plain SGD on a loss that averages duplicate entries of a batch, so one training
+step moves every entry it touches by ``p <- p + lr * (mean target - p)``: with ``lr`` in (0, 1] this is a convex
+combination of targets, which keeps Q_r, V_r < 0, V_h^e in [0, 1] and X_h in (0, W_h] without the clamps ever
+binding, and makes the backend a stochastic form of value iteration (fast and exact in the limit) for
+debugging and exact checks. Initial values: V_h^e = 0.5, Q_r = V_r = ``init`` (default -1), X_h =
+``init_fraction * W_h``, U_r's raw z = 0.
 """
 
 from __future__ import annotations
@@ -24,13 +23,15 @@ from torch import nn
 
 from humanpower.errors import ConfigError
 from humanpower.learn.encoding import StateBatch
-from humanpower.learn.heads import (
-    inverse_negative,
-    inverse_probability,
-    negative_head,
-    power_head,
-    probability_head,
-)
+from humanpower.learn.heads import TINY
+
+
+def _negative(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(max=-TINY)
+
+
+def _probability(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0.0, 1.0)
 
 
 class TabularTable(nn.Module):
@@ -64,25 +65,25 @@ class TabularTable(nn.Module):
 
 
 class TabularQR(TabularTable):
-    """Q_r(s, a_r) for every joint robot action: ``-softplus(table[s])`` (B, num_actions), < 0."""
+    """Q_r(s, a_r) for every joint robot action: ``table[s]`` (B, num_actions), clamped < 0."""
 
     def __init__(self, num_actions: int, max_states: int, init: float = -1.0) -> None:
-        super().__init__(max_states, num_actions, inverse_negative(init))
+        super().__init__(max_states, num_actions, init)
         self.num_actions = int(num_actions)
 
     def forward(self, batch: StateBatch) -> torch.Tensor:
-        return negative_head(self.rows(batch))
+        return _negative(self.rows(batch))
 
 
 class TabularVHE(TabularTable):
-    """V_h^e(s, g_h) = sigmoid(table[s, offset_h + g]); one column per (human position, goal index)."""
+    """V_h^e(s, g_h) = table[s, offset_h + g] clamped to [0, 1]; one column per (human position, goal index)."""
 
     goal_offsets: torch.Tensor
 
     def __init__(self, num_goals: Sequence[int], max_states: int, init: float = 0.5) -> None:
         if len(num_goals) == 0 or min(num_goals) < 1:
             raise ValueError(f"TabularVHE: every human needs >= 1 goal, got {list(num_goals)}")
-        super().__init__(max_states, int(sum(num_goals)), inverse_probability(init))
+        super().__init__(max_states, int(sum(num_goals)), init)
         self.num_goals = tuple(int(g) for g in num_goals)
         offsets = [0]
         for g in self.num_goals[:-1]:
@@ -97,22 +98,25 @@ class TabularVHE(TabularTable):
         """V_h^e for each (state, human position, goal index) query, (B,) in [0, 1]."""
         self.check_ids(batch.ids)
         cols = self.goal_offsets[human_pos] + goal_idx
-        return probability_head(self.table[batch.ids, cols])
+        return _probability(self.table[batch.ids, cols])
 
     def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
         """V_h^e for every goal of one human, (B, G_h) in [0, 1]."""
         start = int(self.goal_offsets[human_pos])
-        return probability_head(self.rows(batch)[:, start : start + self.num_goals[human_pos]])
+        return _probability(self.rows(batch)[:, start : start + self.num_goals[human_pos]])
 
 
 class TabularXH(TabularTable):
-    """X_h(s) = W_h * sigmoid(table[s, h]) in (0, W_h]; one column per human position."""
+    """X_h(s) = table[s, h] clamped to (0, W_h]; one column per human position."""
 
     total_weights: torch.Tensor
 
     def __init__(self, total_weights: Sequence[float], max_states: int, init_fraction: float = 0.5) -> None:
-        super().__init__(max_states, len(total_weights), inverse_probability(init_fraction))
-        self.register_buffer("total_weights", torch.tensor([float(w) for w in total_weights]))
+        weights = torch.tensor([float(w) for w in total_weights])
+        super().__init__(max_states, len(total_weights), 0.0)
+        with torch.no_grad():
+            self.table.copy_((init_fraction * weights).expand(self.max_states, -1))
+        self.register_buffer("total_weights", weights)
 
     @property
     def num_humans(self) -> int:
@@ -120,12 +124,12 @@ class TabularXH(TabularTable):
 
     def forward_all(self, batch: StateBatch) -> torch.Tensor:
         """X_h of every human, (B, H)."""
-        return power_head(self.rows(batch), self.total_weights)
+        return torch.minimum(self.rows(batch).clamp(min=TINY), self.total_weights)
 
     def forward(self, batch: StateBatch, human_pos: torch.Tensor) -> torch.Tensor:
         """X_h of one human per row, (B,)."""
         self.check_ids(batch.ids)
-        return power_head(self.table[batch.ids, human_pos], self.total_weights[human_pos])
+        return torch.minimum(self.table[batch.ids, human_pos].clamp(min=TINY), self.total_weights[human_pos])
 
 
 class TabularUR(TabularTable):
@@ -139,13 +143,13 @@ class TabularUR(TabularTable):
 
 
 class TabularVR(TabularTable):
-    """V_r(s) = -softplus(table[s]) (B,), < 0."""
+    """V_r(s) = table[s] (B,), clamped < 0."""
 
     def __init__(self, max_states: int, init: float = -1.0) -> None:
-        super().__init__(max_states, 1, inverse_negative(init))
+        super().__init__(max_states, 1, init)
 
     def forward(self, batch: StateBatch) -> torch.Tensor:
-        return negative_head(self.rows(batch)[:, 0])
+        return _negative(self.rows(batch)[:, 0])
 
 
 __all__ = ["TabularQR", "TabularTable", "TabularUR", "TabularVHE", "TabularVR", "TabularXH"]

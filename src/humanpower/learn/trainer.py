@@ -79,7 +79,8 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
     goal_features = {
         i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))
     }
-    nets = build_networks(world, cfg, setup.state_encoder.dim, goal_features, cfg.networks)
+    max_states = setup.reference.num_states if setup.reference is not None else cfg.tabular_max_states
+    nets = build_networks(world, cfg, setup.state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
     nets.to(device)
     return Learner(world, cfg, nets, featurizer, device)
 

@@ -3,16 +3,16 @@
 Semantics
 ---------
 The world has ``num_nodes`` abstract nodes ``0..num_nodes-1``. A state is the tuple ``(step, node)``: the step
-count (0..max_steps) and the current node, so the same node at different steps is a different state and the
-state graph is a DAG by construction. The episode starts at ``(0, initial_node)``. A state with
-``step == max_steps`` is terminal (no transitions); from any other state ``(t, n)`` the joint action ``a`` (one
-action per agent) leads to ``(t + 1, n')`` with probability ``P(n' | n, a)``.
+count (0..max_steps) and the current node, so the same node at different steps is a different state and
+the state graph is a DAG by construction. The episode starts at ``(0, initial_node)``. A state with
+``step == max_steps`` is terminal (no transitions); from any other state ``(t, n)`` the joint action ``a``
+(one action per agent) leads to ``(t + 1, n')`` with probability ``P(n' | n, a)``.
 
-Transitions are given either as a function ``fn(node, joint_action) -> [(p, next_node), ...]`` or as an array
-``T[node, profile, next_node]`` of shape ``(num_nodes, num_actions ** num_agents, num_nodes)``, where the joint
-action profile index has agent 0 as the least significant digit. Both forms are evaluated once, validated
-(probabilities >= 0 summing to 1 within 1e-9; repeated successors merged) and stored as a table, so transitions
-are cheap lookups afterwards.
+Transitions are given either as a function ``fn(node, joint_action) -> [(p, next_node), ...]`` or as an
+array ``T[node, profile, next_node]`` of shape ``(num_nodes, num_actions ** num_agents, num_nodes)``, where
+the joint action profile index has agent 0 as the least significant digit. Both forms are evaluated once,
+validated (probabilities >= 0 summing to 1 within 1e-9; repeated successors merged) and stored as a table,
+so transitions are cheap lookups afterwards.
 
 Goals of a human are :class:`NodeGoal` (a set of nodes, achieved at any step) or any other
 :class:`humanpower.goals.Goal` (e.g. :class:`humanpower.goals.StateSetGoal` with explicit ``(step, node)``
@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +41,7 @@ GoalSpec = GoalSet | Sequence[Goal] | Sequence[tuple[Goal, float]]
 
 @dataclass(frozen=True)
 class NodeGoal:
-    """A goal given as a set of nodes of a :class:`TabularWorld`: achieved at ``(t, n)`` iff ``n`` is in it."""
+    """A goal given as a set of nodes of a :class:`TabularWorld`: achieved at ``(t, n)`` iff n is in it."""
 
     name: str
     nodes: frozenset[int]
@@ -73,12 +74,10 @@ def _profile_index(joint_action: JointAction, num_actions: int) -> int:
 def _as_goal_set(spec: GoalSpec) -> GoalSet:
     if isinstance(spec, GoalSet):
         return spec
-    items = list(spec)
+    items: list[Any] = list(spec)
     if items and isinstance(items[0], tuple):
-        goals = [g for g, _ in items]  # type: ignore[misc]
-        weights = [float(w) for _, w in items]  # type: ignore[misc]
-        return GoalSet.of(goals, weights)
-    return GoalSet.of(items)  # type: ignore[arg-type]
+        return GoalSet.of([g for g, _ in items], [float(w) for _, w in items])
+    return GoalSet.of(items)
 
 
 class TabularWorld(SimulatedWorld):
@@ -183,7 +182,9 @@ class TabularWorld(SimulatedWorld):
                 merged[int(n2)] = merged.get(int(n2), 0.0) + float(p)
         total = sum(merged.values())
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"transition from node {node} under {joint}: probabilities sum to {total}, not 1")
+            raise ValueError(
+                f"transition from node {node} under {joint}: probabilities sum to {total}, not 1"
+            )
         return tuple((p, n2) for n2, p in sorted(merged.items()))
 
     # -- WorldModel protocol ------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def partition_goals(
 ) -> list[NodeGoal]:
     """Split the nodes into ``num_goals`` non-empty random groups, one :class:`NodeGoal` each.
 
-    Goals that cover every node guarantee X_h > 0 at every non-terminal state (every successor lies in a goal).
+    Goals that cover every node guarantee X_h > 0 at every non-terminal state (every successor is in a goal).
     """
     if not 1 <= num_goals <= num_nodes:
         raise ValueError(f"num_goals must be in 1..{num_nodes}, got {num_goals}")
@@ -280,10 +281,10 @@ def random_tabular_world(
     """A random :class:`TabularWorld` (seeded, reproducible).
 
     Humans are agents ``0..num_humans-1``, robots the following indices. For every node and joint action
-    profile the successor is, with probability ``1 - stochastic_fraction``, one uniformly drawn node, otherwise
-    a Dirichlet(1)-weighted distribution over ``branching`` distinct nodes. Each human's goals partition the
-    nodes into ``goals_per_human`` non-empty node sets (so X_h > 0 at every non-terminal state); with
-    ``weighted_goals`` their weights are drawn from U(0.5, 2), otherwise they are 1.
+    profile the successor is, with probability ``1 - stochastic_fraction``, one uniformly drawn node,
+    otherwise a Dirichlet(1)-weighted distribution over ``branching`` distinct nodes. Each human's goals
+    partition the nodes into ``goals_per_human`` non-empty node sets (so X_h > 0 at every non-terminal
+    state); with ``weighted_goals`` their weights are drawn from U(0.5, 2), otherwise they are 1.
     """
     rng = np.random.default_rng(seed)
     num_agents = num_humans + num_robots

@@ -1,0 +1,120 @@
+"""Benchmark of the exact solver: states/s of the DAG build, Phase 1 and Phase 2, and peak memory.
+
+Usage: ``python benchmarks/bench_exact.py [--worlds trivial warehouse] [--json]``
+
+Each world runs in its own subprocess so that its peak resident memory (``ru_maxrss``) is its own. Memory per
+state is (peak RSS after solving - RSS after imports and loading the world) / states; the estimate for
+1,000,000 states is the baseline plus one million times that (the arrays and Python state objects all grow
+linearly with the state count; per-level temporaries are bounded by the chunk size).
+Bars: Phase 1 + Phase 2 >= 5,000 states/s on the >= 100k-state world; < 4 GB estimated for 1M states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+DEFAULT_WORLDS = ("trivial", "warehouse")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+
+
+def run_one(name: str, prior: str) -> dict[str, Any]:
+    """Build, Phase 1 and Phase 2 on one bundled world (in this process)."""
+    from humanpower.exact import build_dag, make_prior, solve_phase2
+    from humanpower.params import TheoryParams
+    from humanpower.worlds.grid.distances import GridDistances
+    from humanpower.worlds.grid.library import load_world
+
+    world = load_world(name)
+    params = TheoryParams()
+    base_mb = _rss_mb()
+    t0 = time.perf_counter()
+    dag = build_dag(world, progress=False)
+    t1 = time.perf_counter()
+    distances = GridDistances(world) if prior == "heuristic" else None
+    human_prior, prior_name = make_prior(world, dag, params, prior, distances)  # type: ignore[arg-type]
+    t2 = time.perf_counter()
+    solve_phase2(world, dag, human_prior, params, prior_name=prior_name)
+    t3 = time.perf_counter()
+    n = dag.num_states
+    peak_mb = _rss_mb()
+    per_state = (peak_mb - base_mb) * 2**20 / n
+    return {
+        "world": name,
+        "prior": prior,
+        "states": n,
+        "profiles": dag.num_profiles,
+        "rows": dag.num_rows,
+        "dag_seconds": t1 - t0,
+        "phase1_seconds": t2 - t1,
+        "phase2_seconds": t3 - t2,
+        "dag_states_per_s": n / (t1 - t0),
+        "phase1_states_per_s": n / max(t2 - t1, 1e-9),
+        "phase2_states_per_s": n / max(t3 - t2, 1e-9),
+        "phase12_states_per_s": n / max(t3 - t1, 1e-9),
+        "peak_mb": peak_mb,
+        "baseline_mb": base_mb,
+        "bytes_per_state": per_state,
+        "est_mb_1m_states": base_mb + per_state * 1e6 / 2**20,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS), help="bundled world names")
+    parser.add_argument("--prior", choices=("exact", "heuristic", "uniform"), default="exact")
+    parser.add_argument("--json", action="store_true", help="print one JSON object keyed by world")
+    parser.add_argument("--single", metavar="WORLD", help=argparse.SUPPRESS)  # internal: one world, JSON out
+    args = parser.parse_args(argv)
+    if args.single:
+        print(json.dumps(run_one(args.single, args.prior)))
+        return 0
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.worlds:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--single", name, "--prior", args.prior],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            return proc.returncode
+        results[name] = json.loads(proc.stdout)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    header = f"{'world':<12}{'states':>9}{'P':>5}{'dag st/s':>11}{'ph1 st/s':>11}{'ph2 st/s':>11}"
+    header += f"{'ph1+2 st/s':>12}{'peak MB':>9}{'B/state':>9}{'MB @1M':>9}"
+    print(header)
+    for r in results.values():
+        print(
+            f"{r['world']:<12}{r['states']:>9}{r['profiles']:>5}{r['dag_states_per_s']:>11.0f}"
+            f"{r['phase1_states_per_s']:>11.0f}{r['phase2_states_per_s']:>11.0f}{r['phase12_states_per_s']:>12.0f}"
+            f"{r['peak_mb']:>9.0f}{r['bytes_per_state']:>9.0f}{r['est_mb_1m_states']:>9.0f}"
+        )
+    big = [r for r in results.values() if r["states"] >= 100_000]
+    for r in big:
+        ok_speed = r["phase12_states_per_s"] >= 5000
+        ok_mem = r["est_mb_1m_states"] < 4096
+        print(
+            f"{r['world']}: Phase 1 + 2 {r['phase12_states_per_s']:.0f} states/s (bar 5,000: "
+            f"{'ok' if ok_speed else 'MISSED'}); estimated {r['est_mb_1m_states'] / 1024:.2f} GB for 1M "
+            f"states "
+            f"(bar 4 GB: {'ok' if ok_mem else 'MISSED'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

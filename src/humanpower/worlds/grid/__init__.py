@@ -41,4 +41,5 @@ __all__ = [
     "rect_text",
     "save_world_file",
     "transition_probabilities_bruteforce",
+    "world_to_yaml",
 ]

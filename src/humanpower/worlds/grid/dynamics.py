@@ -123,127 +123,55 @@ class Statics:
         self.rock_pusher = tuple(c in layout.can_push_rocks for c in layout.agent_colours)
 
 
-def _agent_at(agents: Sequence[AgentState], cell: Pos) -> bool:
-    """Whether some agent stands in ``cell`` now (in the middle of the step)."""
-    x, y = cell
-    return any(a.x == x and a.y == y for a in agents)
+# --- The step: rules 1, 2, 3 and 6 (rules 4, 5 and 7 are in act, below) -------------------------------
 
 
-# --- Rules 4, 5 and 7: one agent's action, applied in the middle of the sequential order -----------------
+def successor_distribution(
+    st: Statics,
+    max_steps: int,
+    stumble_probability: float,
+    num_actions: int,
+    state: GridState,
+    joint_action: Sequence[int],
+) -> list[tuple[float, GridState]]:
+    """The exact successor distribution: each distinct successor once, probabilities summing to 1.
 
-
-def act(st: Statics, state: GridState, plan: Plan, start: frozenset[Pos]) -> GridState:
-    """Apply one agent's action to ``state`` (the state part-way through the step).
-
-    ``start`` holds the cells occupied by agents at the start of the step (rule 4).
+    ``GridWorld.transition_probabilities`` calls this with the world's parameters.
     """
-    i, action, d = plan
-    agents = state.agents
-    agent = agents[i]
-    if action == LEFT or action == RIGHT:
-        return _with_agent(state, i, agent._replace(dir=d))
-    if action == FORWARD:
-        return _forward(st, state, i, d, start)
-    front = st.neighbour[(agent.x, agent.y)][d]
-    if front is None:
-        return state
-    if action == PICKUP:
-        # Take a key from the front cell if carrying nothing.
-        if agent.carrying < 0 and front in state.keys:
-            k = state.keys.index(front)
-            keys = state.keys[:k] + (None,) + state.keys[k + 1 :]
-            return _with_agent(state, i, agent._replace(carrying=k))._replace(keys=keys)
-        return state
-    if action == DROP:
-        # Put the carried key on a free front cell (rule 4 applies to dropped objects too).
-        k = agent.carrying
-        if k >= 0 and _free_for_object(st, state, front, start):
-            keys = state.keys[:k] + (front,) + state.keys[k + 1 :]
-            return _with_agent(state, i, agent._replace(carrying=-1))._replace(keys=keys)
-        return state
-    if action == TOGGLE:
-        j = st.door_at.get(front)
-        if j is None:
-            return state
-        door = state.doors[j]
-        if door == DOOR_CLOSED:
-            new = DOOR_OPEN
-        elif door == DOOR_LOCKED:
-            # Opens only with the key of the door's colour; the key stays carried.
-            if agent.carrying < 0 or st.key_colours[agent.carrying] != st.door_colours[j]:
-                return state
-            new = DOOR_OPEN
-        else:
-            # An open door closes unless an agent stands (or stood at the start of the step) in it.
-            if front in start or _agent_at(agents, front):
-                return state
-            new = DOOR_CLOSED
-        return state._replace(doors=state.doors[:j] + (new,) + state.doors[j + 1 :])
-    raise ValueError(f"unknown action {action}")
+    # Rule 1: terminal at the horizon; otherwise the step count increases by 1.
+    if state.step >= max_steps:
+        return []
+    base = state._replace(step=state.step + 1)
+    # Rules 2, 3: the active agents.
+    active = _plans(state, joint_action, num_actions)
+    if not active:
+        return [(1.0, base)]
+    start = frozenset((a.x, a.y) for a in state.agents)
+    result: dict[GridState, float] = {}
+    # Rule 6: branch over stumble outcomes first (they change which cells an agent touches).
+    for p_branch, plans in _stumble_branches(st, state, active, stumble_probability):
+        # Rule 3: conflict blocks; singletons (and agents touching nothing) act first, deterministically.
+        footprints = _footprints(st, state, plans, start)
+        s = base
+        blocks = []
+        for group in _conflict_blocks(footprints):
+            if len(group) == 1:
+                s = act(st, s, plans[group[0]], start)
+            else:
+                blocks.append([plans[k] for k in group])
+        dist = {s: p_branch}
+        for block in blocks:
+            combined: dict[GridState, float] = {}
+            for s0, q0 in dist.items():
+                for s1, q1 in _block_outcomes(st, s0, block, start).items():
+                    combined[s1] = combined.get(s1, 0.0) + q0 * q1
+            dist = combined
+        for s1, q in dist.items():
+            result[s1] = result.get(s1, 0.0) + q
+    return [(q, s1) for s1, q in result.items()]
 
 
-def _with_agent(state: GridState, i: int, agent: AgentState) -> GridState:
-    agents = state.agents
-    return state._replace(agents=agents[:i] + (agent,) + agents[i + 1 :])
-
-
-def _free_for_object(st: Statics, state: GridState, cell: Pos, start: frozenset[Pos]) -> bool:
-    """Free for a pushed rock/block or a dropped key: empty terrain (no door), no object, no agent now or at
-    the start of the step."""
-    return (
-        cell in st.landable
-        and cell not in state.keys
-        and cell not in state.rocks
-        and cell not in state.blocks
-        and cell not in start
-        and not _agent_at(state.agents, cell)
-    )
-
-
-def _forward(st: Statics, state: GridState, i: int, d: int, start: frozenset[Pos]) -> GridState:
-    """Rule 5 (with rule 4): the agent faces direction ``d`` (its stumble turn, if any, persists)."""
-    agent = state.agents[i]
-    if agent.dir != d:
-        agent = agent._replace(dir=d)
-    unmoved = _with_agent(state, i, agent) if agent is not state.agents[i] else state
-    c = st.neighbour[(agent.x, agent.y)][d]
-    # The grid edge and walls block.
-    if c is None or st.kind[c] == BLOCKED:
-        return unmoved
-    # Closed and locked doors block, so do keys.
-    j = st.door_at.get(c)
-    if (j is not None and state.doors[j] != DOOR_OPEN) or c in state.keys:
-        return unmoved
-    # Rule 4: not into a cell some other agent occupied at the start of the step, nor one taken meanwhile.
-    if c in start or _agent_at(state.agents, c):
-        return unmoved
-    rocks, blocks = state.rocks, state.blocks
-    if c in rocks or c in blocks:
-        # A line of consecutive rocks/blocks moves one cell if every rock in it may be pushed by this
-        # agent and the cell after the line is free; the agent moves in behind it.
-        line = [c]
-        e = st.neighbour[c][d]
-        while e is not None and (e in rocks or e in blocks):
-            line.append(e)
-            e = st.neighbour[e][d]
-        if e is None or not _free_for_object(st, state, e, start):
-            return unmoved
-        if not st.rock_pusher[i] and any(p in rocks for p in line):
-            return unmoved
-        dx, dy = DX[d], DY[d]
-        moved = set(line)
-        if any(p in moved for p in rocks):
-            rocks = tuple(sorted((p[0] + dx, p[1] + dy) if p in moved else p for p in rocks))
-        if any(p in moved for p in blocks):
-            blocks = tuple(sorted((p[0] + dx, p[1] + dy) if p in moved else p for p in blocks))
-        agent = agent._replace(x=c[0], y=c[1])
-        return _with_agent(state, i, agent)._replace(rocks=rocks, blocks=blocks)
-    # Empty cell, open door, goal tile, unsteady ground: move; lava: move and terminate.
-    agent = agent._replace(x=c[0], y=c[1], terminated=st.kind[c] == LAVA_CELL)
-    return _with_agent(state, i, agent)
-
-
-# --- Rules 2, 3 and 6: who acts, stumbling, and the average over orders -----------------------------------
+# --- Helpers of the step: active agents (rule 3), stumbling (rule 6), conflict blocks (rule 3) ---------
 
 
 def _plans(state: GridState, joint_action: Sequence[int], num_actions: int) -> list[tuple[int, int]]:
@@ -334,7 +262,7 @@ def _footprints(
     out: list[tuple[Pos, ...]] = []
     for plan in plans:
         i, a, d = plan
-        if a == LEFT or a == RIGHT:
+        if a in (LEFT, RIGHT):
             out.append(())
             continue
         agent = state.agents[i]
@@ -403,49 +331,127 @@ def _block_outcomes(
     return {s: q for (_, s), q in frontier.items()}
 
 
-def successor_distribution(
-    st: Statics,
-    max_steps: int,
-    stumble_probability: float,
-    num_actions: int,
-    state: GridState,
-    joint_action: Sequence[int],
-) -> list[tuple[float, GridState]]:
-    """The exact successor distribution: each distinct successor once, probabilities summing to 1.
+# --- Rules 4, 5 and 7: one agent's action, applied in the middle of the sequential order -----------------
 
-    ``GridWorld.transition_probabilities`` calls this with the world's parameters.
+
+def act(st: Statics, state: GridState, plan: Plan, start: frozenset[Pos]) -> GridState:
+    """Apply one agent's action to ``state`` (the state part-way through the step).
+
+    ``start`` holds the cells occupied by agents at the start of the step (rule 4).
     """
-    # Rule 1: terminal at the horizon; otherwise the step count increases by 1.
-    if state.step >= max_steps:
-        return []
-    base = state._replace(step=state.step + 1)
-    # Rules 2, 3: the active agents.
-    active = _plans(state, joint_action, num_actions)
-    if not active:
-        return [(1.0, base)]
-    start = frozenset((a.x, a.y) for a in state.agents)
-    result: dict[GridState, float] = {}
-    # Rule 6: branch over stumble outcomes first (they change which cells an agent touches).
-    for p_branch, plans in _stumble_branches(st, state, active, stumble_probability):
-        # Rule 3: conflict blocks; singletons (and agents touching nothing) act first, deterministically.
-        footprints = _footprints(st, state, plans, start)
-        s = base
-        blocks = []
-        for group in _conflict_blocks(footprints):
-            if len(group) == 1:
-                s = act(st, s, plans[group[0]], start)
-            else:
-                blocks.append([plans[k] for k in group])
-        dist = {s: p_branch}
-        for block in blocks:
-            combined: dict[GridState, float] = {}
-            for s0, q0 in dist.items():
-                for s1, q1 in _block_outcomes(st, s0, block, start).items():
-                    combined[s1] = combined.get(s1, 0.0) + q0 * q1
-            dist = combined
-        for s1, q in dist.items():
-            result[s1] = result.get(s1, 0.0) + q
-    return [(q, s1) for s1, q in result.items()]
+    i, action, d = plan
+    agents = state.agents
+    agent = agents[i]
+    if action in (LEFT, RIGHT):
+        return _with_agent(state, i, agent._replace(dir=d))
+    if action == FORWARD:
+        return _forward(st, state, i, d, start)
+    front = st.neighbour[(agent.x, agent.y)][d]
+    if front is None:
+        return state
+    if action == PICKUP:
+        # Take a key from the front cell if carrying nothing.
+        if agent.carrying < 0 and front in state.keys:
+            k = state.keys.index(front)
+            keys = (*state.keys[:k], None, *state.keys[k + 1 :])
+            return _with_agent(state, i, agent._replace(carrying=k))._replace(keys=keys)
+        return state
+    if action == DROP:
+        # Put the carried key on a free front cell (rule 4 applies to dropped objects too).
+        k = agent.carrying
+        if k >= 0 and _free_for_object(st, state, front, start):
+            keys = (*state.keys[:k], front, *state.keys[k + 1 :])
+            return _with_agent(state, i, agent._replace(carrying=-1))._replace(keys=keys)
+        return state
+    if action == TOGGLE:
+        j = st.door_at.get(front)
+        if j is None:
+            return state
+        door = state.doors[j]
+        if door == DOOR_CLOSED:
+            new = DOOR_OPEN
+        elif door == DOOR_LOCKED:
+            # Opens only with the key of the door's colour; the key stays carried.
+            if agent.carrying < 0 or st.key_colours[agent.carrying] != st.door_colours[j]:
+                return state
+            new = DOOR_OPEN
+        else:
+            # An open door closes unless an agent stands (or stood at the start of the step) in it.
+            if front in start or _agent_at(agents, front):
+                return state
+            new = DOOR_CLOSED
+        return state._replace(doors=(*state.doors[:j], new, *state.doors[j + 1 :]))
+    raise ValueError(f"unknown action {action}")
+
+
+def _with_agent(state: GridState, i: int, agent: AgentState) -> GridState:
+    agents = state.agents
+    return state._replace(agents=(*agents[:i], agent, *agents[i + 1 :]))
+
+
+def _free_for_object(st: Statics, state: GridState, cell: Pos, start: frozenset[Pos]) -> bool:
+    """Free for a pushed rock/block or a dropped key: empty terrain (no door), no object, no agent now or at
+    the start of the step."""
+    return (
+        cell in st.landable
+        and cell not in state.keys
+        and cell not in state.rocks
+        and cell not in state.blocks
+        and cell not in start
+        and not _agent_at(state.agents, cell)
+    )
+
+
+def _forward(st: Statics, state: GridState, i: int, d: int, start: frozenset[Pos]) -> GridState:
+    """Rule 5 (with rule 4): the agent faces direction ``d`` (its stumble turn, if any, persists)."""
+    agent = state.agents[i]
+    if agent.dir != d:
+        agent = agent._replace(dir=d)
+    unmoved = _with_agent(state, i, agent) if agent is not state.agents[i] else state
+    c = st.neighbour[(agent.x, agent.y)][d]
+    # The grid edge and walls block.
+    if c is None or st.kind[c] == BLOCKED:
+        return unmoved
+    # Closed and locked doors block, so do keys.
+    j = st.door_at.get(c)
+    if (j is not None and state.doors[j] != DOOR_OPEN) or c in state.keys:
+        return unmoved
+    # Rule 4: not into a cell some other agent occupied at the start of the step, nor one taken meanwhile.
+    if c in start or _agent_at(state.agents, c):
+        return unmoved
+    rocks, blocks = state.rocks, state.blocks
+    if c in rocks or c in blocks:
+        # A line of consecutive rocks/blocks moves one cell if every rock in it may be pushed by this
+        # agent and the cell after the line is free; the agent moves in behind it.
+        line = [c]
+        e = st.neighbour[c][d]
+        while e is not None and (e in rocks or e in blocks):
+            line.append(e)
+            e = st.neighbour[e][d]
+        if e is None or not _free_for_object(st, state, e, start):
+            return unmoved
+        if not st.rock_pusher[i] and any(p in rocks for p in line):
+            return unmoved
+        dx, dy = DX[d], DY[d]
+        moved = set(line)
+        if any(p in moved for p in rocks):
+            rocks = tuple(sorted((p[0] + dx, p[1] + dy) if p in moved else p for p in rocks))
+        if any(p in moved for p in blocks):
+            blocks = tuple(sorted((p[0] + dx, p[1] + dy) if p in moved else p for p in blocks))
+        agent = agent._replace(x=c[0], y=c[1])
+        return _with_agent(state, i, agent)._replace(rocks=rocks, blocks=blocks)
+    # Empty cell, open door, goal tile, unsteady ground: move; lava: move and terminate.
+    agent = agent._replace(x=c[0], y=c[1], terminated=st.kind[c] == LAVA_CELL)
+    return _with_agent(state, i, agent)
+
+
+def _agent_at(agents: Sequence[AgentState], cell: Pos) -> bool:
+    """Whether some agent stands in ``cell`` now (in the middle of the step)."""
+    x, y = cell
+    return any(a.x == x and a.y == y for a in agents)
+
+
+# --- The reference: every order of the active agents --------------------------------------------------
 
 
 def transition_probabilities_bruteforce(

@@ -48,7 +48,7 @@ def rect_text(rect: Rect) -> str:
 
 @dataclass(frozen=True)
 class RectGoal:
-    """Human ``human`` stands in the inclusive rectangle (x1, y1)-(x2, y2) (a cell when both corners agree)."""
+    """Human ``human`` stands in the inclusive rectangle (x1, y1)-(x2, y2); a cell when the corners agree."""
 
     human: int
     x1: int

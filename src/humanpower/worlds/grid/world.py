@@ -106,7 +106,8 @@ class GridWorld(SimulatedWorld):
         for rect in self.goal_rects:
             x1, y1, x2, y2 = rect
             if x1 < 0 or y1 < 0 or x2 >= layout.width or y2 >= layout.height:
-                raise ValueError(f"goal {rect_text(rect)} lies outside the {layout.width}x{layout.height} grid")
+                size = f"{layout.width}x{layout.height}"
+                raise ValueError(f"goal {rect_text(rect)} lies outside the {size} grid")
         self.goal_weights: tuple[float, ...] | None = (
             tuple(float(w) for w in goal_weights) if goal_weights is not None else None
         )
@@ -204,7 +205,7 @@ class GridWorld(SimulatedWorld):
         """An RGB image of ``state`` (default: the initial state); see ``grid.render.render_state``."""
         from humanpower.worlds.grid.render import render_state
 
-        return render_state(self, state if state is not None else self._initial, **kw)  # type: ignore[no-any-return]
+        return render_state(self, state if state is not None else self._initial, **kw)
 
     def map_rows(self, state: GridState | None = None) -> list[list[str]]:
         """The two-character cell codes of ``state`` (default: the initial state), row by row.
@@ -214,8 +215,9 @@ class GridWorld(SimulatedWorld):
         s = state if state is not None else self._initial
         lay = self.layout
         rows = [list(row) for row in lay.terrain]
+        door_codes = {DOOR_OPEN: "O", DOOR_CLOSED: "C", DOOR_LOCKED: "L"}
         for j, (x, y) in enumerate(lay.door_positions):
-            rows[y][x] = {DOOR_OPEN: "O", DOOR_CLOSED: "C", DOOR_LOCKED: "L"}[s.doors[j]] + lay.door_colours[j]
+            rows[y][x] = door_codes[s.doors[j]] + lay.door_colours[j]
         for k, pos in enumerate(s.keys):
             if pos is not None:
                 rows[pos[1]][pos[0]] = "K" + lay.key_colours[k]

@@ -148,6 +148,8 @@ BAD = {
     "colour_list": ("map: |\n  Ay Ae\ncan_push_rocks: [e, x]\n", 3, "colour codes"),
     "both_roles": ("map: |\n  Ay Ae\nhumans: [y, e]\n", 3, "both as human and as robot"),
     "duplicate_key": ("map: |\n  Ay Ae\nmax_steps: 3\nmax_steps: 4\n", 4, "duplicate key"),
+    "number_key": ("map: |\n  Ay Ae\n1: 2\n", 3, "plain names"),
+    "null_key": ("map: |\n  Ay Ae\n\nnull: 2\n", 4, "plain names"),
     "missing_map": ("max_steps: 3\n", 1, "missing key 'map'"),
     "empty_map": ("map: ''\n", 1, "the map is empty"),
     "not_mapping": ("- map\n- rows\n", 1, "YAML mapping"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -64,9 +66,7 @@ def test_special_worlds_have_what_they_promise() -> None:
     assert "317,389 reachable states" in load_world("warehouse").description
 
 
-@pytest.mark.parametrize(
-    ("name", "count"), [("trivial", 1115), ("locked_in", 2686), ("corridor", 3676), ("door_key", 6831)]
-)
+@pytest.mark.parametrize(("name", "count"), [("trivial", 1115), ("locked_in", 2686), ("corridor", 3676)])
 def test_reachable_state_counts_of_small_worlds(name: str, count: int) -> None:
     w = load_world(name)
     states = reachable_states(w)
@@ -131,6 +131,8 @@ def test_world_surface() -> None:
         w.transition_probabilities(s, (0, 0))  # wrong length
     with pytest.raises(ValueError):
         w.transition_probabilities(s, (0, 0, 9))  # out of range
+    copy = pickle.loads(pickle.dumps(w))  # worlds travel to other processes
+    assert copy.transition_probabilities(s, (3, 3, 3)) == w.transition_probabilities(s, (3, 3, 3))
     # reset/step sample from the exact model with the world's own RNG.
     w.reset(seed=3)
     s1 = w.step((FORWARD, FORWARD, FORWARD))

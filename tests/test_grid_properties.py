@@ -22,7 +22,7 @@ from humanpower.worlds.grid import (
 from humanpower.worlds.grid.state import DX, DY, EMPTY, FORWARD, LAVA, UNSTEADY, WALL
 
 SETTINGS = settings(
-    max_examples=600, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -153,7 +153,7 @@ def _as_dict(successors: list[tuple[float, object]]) -> dict[object, float]:
     return out
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=1500)
 @given(worlds())
 def test_conflict_blocks_equal_all_orders(case: tuple[GridWorld, GridState, tuple[int, ...]]) -> None:
     world, state, joint = case

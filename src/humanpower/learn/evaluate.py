@@ -116,8 +116,9 @@ class LearnedModel:
         goal_features = {
             i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, goal_encoders, strict=True))
         }
-        nets = build_networks(world, cfg, state_encoder.dim, goal_features, cfg.networks)
         try:
+            max_states = int(ckpt["nets"]["q_r"]["table"].shape[0]) if cfg.networks == "tabular" else 1
+            nets = build_networks(world, cfg, state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
             featurizer.load_state_dict(ckpt["featurizer"])
             for name, m in nets.named().items():
                 m.load_state_dict(ckpt["nets"][name])

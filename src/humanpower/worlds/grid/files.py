@@ -100,9 +100,9 @@ def _compose(text: str, path: str) -> tuple[dict[str, _Entry], int]:
         loader.dispose()
     entries: dict[str, _Entry] = {}
     for key_node, value_node in node.value:
-        key = key_node.value
-        if not isinstance(key_node, yaml.ScalarNode) or not isinstance(key, str):
-            raise WorldFileError(path, "keys must be plain names", _line(key_node))
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise WorldFileError(path, "keys must be plain names (map:, max_steps:, ...)", _line(key_node))
+        key = str(key_node.value)
         if key in entries:
             raise WorldFileError(path, f"duplicate key {key!r}", _line(key_node))
         entries[key] = _Entry(data[key], key_node, value_node)

@@ -1,0 +1,145 @@
+"""``humanpower eval RUN_DIR``: rollouts, human power, goal-reach rates, learned-vs-exact errors and plots.
+
+Writes into ``RUN_DIR/eval/``: ``rollout.gif`` (or ``.mp4``) with per-step X_h and V_r in the caption and an X_h
+tint over the human's cell, ``learning_curves.png`` (losses and speeds over env steps) and, when the run logged
+exact comparisons, ``exact_errors.png`` (pi_r RMSE, argmax agreement, V_r(s0) error over env steps).
+``--json`` prints one JSON object and nothing else on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from humanpower.errors import CheckpointError, UserError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a trained run (rollouts, human power, comparison with the exact solver)",
+        description="Evaluate the final policy of a run folder: rollouts with value overlays, mean human power "
+        "W_h and goal-reach rates per human, and (small worlds) errors against the exact solution.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `humanpower train`")
+    p.add_argument("--episodes", type=int, default=50, help="rollouts for the statistics (default 50)")
+    p.add_argument("--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)")
+    p.add_argument("--seed", type=int, default=0, help="rollout seed (default 0)")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact solver even for small worlds")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            parsed: dict[str, float] = {}
+            for k, v in row.items():
+                try:
+                    parsed[k] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            rows.append(parsed)
+    return rows
+
+
+def _plot(rows: list[dict[str, float]], keys: list[str], title: str, path: Path, log: bool = False) -> bool:
+    present = [k for k in keys if any(k in r and math.isfinite(r[k]) for r in rows)]
+    if not present:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(present), 1, figsize=(7, 2.2 * len(present)), sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], present, strict=True):
+        pts = [(r["total_steps"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts])
+        ax.set_ylabel(key, fontsize=8)
+        if log and all(p[1] > 0 for p in pts):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("env steps (total_steps)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from humanpower.api import build_setup
+    from humanpower.learn.checkpoint import RunFolder
+    from humanpower.learn.config import Phase2Config
+    from humanpower.learn.evaluate import LearnedModel, compare_with_exact
+    from humanpower.learn.rollout import run_episode, rollout_statistics
+    from humanpower.worlds.grid.library import load_world
+    from humanpower.worlds.grid.render import render_state
+    from humanpower.worlds.video import write_video
+
+    if args.episodes < 1:
+        raise UserError("--episodes: must be >= 1")
+    folder = RunFolder(Path(args.run_dir))
+    folder.read_status()
+    if not folder.policy_path.is_file():
+        raise CheckpointError(f"{folder.policy_path}: no trained policy in this run folder (did training start?)")
+    cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
+    world = load_world(str(folder.world_path))
+    setup = build_setup(world, cfg, reference=not args.no_exact)
+    model = LearnedModel.load(folder.policy_path, world, setup.state_encoder, setup.goal_encoders)
+
+    out_dir = folder.root / "eval"
+    out_dir.mkdir(exist_ok=True)
+    stats = rollout_statistics(model, world, setup.prior, args.episodes, seed=args.seed)
+    result: dict[str, Any] = {
+        "V_r_s0": float(model.evaluate([world.initial_state()])["v_r"][0]),
+        "W_h": stats["W_h"],
+        "goal_reach_rate": stats["goal_reach_rate"],
+        "episodes": args.episodes,
+    }
+    if setup.reference is not None:
+        result.update(compare_with_exact(model, setup.reference))
+        result["states_compared"] = int(result["states_compared"])
+
+    # Rollout video: caption with X_h / V_r, tint of the first human's X_h on its cell.
+    world.reset(seed=args.seed)
+    ep = run_episode(model, world, setup.prior, np.random.default_rng(args.seed))
+    frames = []
+    for t, (s, x, v) in enumerate(zip(ep.states, ep.x_h, ep.v_r, strict=True)):
+        xs = " ".join(f"X{h}={val:.2f}" for h, val in zip(world.humans, x, strict=True))
+        cells = {world.agent_position(s, h): float(val) for h, val in zip(world.humans, x, strict=True)}
+        frames.append(render_state(world, s, overlay=cells, caption=f"t={t} {xs} V_r={v:.3f}"))
+    video = write_video(frames, out_dir / f"rollout.{args.video}", fps=3)
+    rows = _read_metrics(folder.metrics_path)
+    plots = []
+    if _plot(rows, ["loss_v_h_e", "loss_x_h", "loss_q_r", "loss_u_r", "loss_v_r"], "losses", out_dir / "learning_curves.png", log=True):
+        plots.append("learning_curves.png")
+    if _plot(rows, ["pi_r_rmse", "argmax_agreement", "V_r_rel_error", "x_h_mae", "v_h_e_mae"], "learned vs exact",
+             out_dir / "exact_errors.png"):
+        plots.append("exact_errors.png")
+    result["files"] = [str(video.relative_to(folder.root))] + [f"eval/{p}" for p in plots]
+
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+    print(f"run {folder.root}  world {world.name}  ({args.episodes} rollouts)")
+    for i, h in enumerate(world.humans):
+        print(f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}")
+    print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
+    if setup.reference is not None:
+        print(f"  V_r(s0) exact   = {result['V_r_s0_exact']:.5f}  (relative error {result['V_r_rel_error']:.2%})")
+        print(f"  pi_r RMSE = {result['pi_r_rmse']:.4f}, argmax agreement = {result['argmax_agreement']:.1%} "
+              f"over {result['states_compared']} reachable non-terminal states")
+    for f in result["files"]:
+        print(f"  wrote {folder.root / f}")
+    return 0

@@ -1,0 +1,110 @@
+"""``humanpower train [WORLD] [--config FILE] [--out DIR] [--resume RUN_DIR] [--key value ...]``.
+
+Every :class:`~humanpower.learn.config.Phase2Config` field is a flag (``--num-episodes 200``,
+``--networks tabular``, ``--device cuda``...). Without ``--config``, the bundled ``trivial-neural`` config is used
+for the ``trivial`` world and the config defaults (the seed's reference values) for any other world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from humanpower.errors import ConfigError, UserError
+from humanpower.learn.config import Phase2Config, parse_overrides
+
+DEFAULT_WORLD = "trivial"
+
+
+def bundled_configs_dir() -> Path:
+    """Folder of the configs shipped inside the package (also linked from the repository's ``configs/``)."""
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def resolve_config(spec: str | None, world_name: str) -> Phase2Config:
+    """A config from a YAML path or a bundled config name; None = the default for ``world_name``."""
+    if spec is None:
+        default = bundled_configs_dir() / f"{world_name}-neural.yaml"
+        return Phase2Config.from_yaml(default) if default.is_file() else Phase2Config()
+    path = Path(spec)
+    if not path.is_file():
+        bundled = bundled_configs_dir() / f"{spec}.yaml"
+        if not bundled.is_file():
+            names = sorted(p.stem for p in bundled_configs_dir().glob("*.yaml"))
+            raise ConfigError(f"--config: {spec!r} is neither a file nor a bundled config ({', '.join(names)})")
+        path = bundled
+    return Phase2Config.from_yaml(path)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``train`` subcommand (one flag per config field)."""
+    p = subparsers.add_parser(
+        "train",
+        help="train the Phase 2 learner and write a run folder",
+        description="Train the Phase 2 learner on a world and write a run folder (config, metrics, TensorBoard "
+        "logs, checkpoints, policy, rollout GIF). Every config field is also a flag, e.g. --num-episodes 200.",
+    )
+    p.add_argument("world", nargs="?", default=None, metavar="WORLD",
+                   help=f"bundled world name or world file (default: {DEFAULT_WORLD})")
+    p.add_argument("--config", metavar="FILE", help="YAML config file or bundled config name")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<world>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("config fields (see docs/CONFIG.md)")
+    for f in fields(Phase2Config):
+        flag = "--" + f.name.replace("_", "-")
+        group.add_argument(flag, dest=f"cfg__{f.name}", metavar="V", default=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    argv: list[str] = []
+    for key, value in vars(args).items():
+        if key.startswith("cfg__"):
+            argv += ["--" + key[5:].replace("_", "-"), value]
+    return parse_overrides(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from humanpower.api import train
+    from humanpower.learn.checkpoint import RunFolder
+    from humanpower.worlds.grid.library import load_world
+
+    overrides = _overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        folder = RunFolder(run_dir)
+        folder.read_status()  # a clear error if this is not a run folder
+        if args.world or args.config or args.out:
+            raise UserError("--resume takes the world and config from the run folder; drop WORLD/--config/--out")
+        extra = set(overrides) - {"num_episodes"}
+        if extra:
+            raise UserError(f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})")
+        cfg = Phase2Config.from_yaml(folder.config_path).replace(**overrides)
+        world = load_world(str(folder.world_path))
+        world_name = world.name
+    else:
+        world_name = args.world or DEFAULT_WORLD
+        world = load_world(world_name)
+        cfg = resolve_config(args.config, Path(world_name).stem)
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{world.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UserError(f"{run_dir}: run folder exists and is not empty (use --resume to continue it)")
+    print(f"humanpower train: world {world_name}, {cfg.networks} networks, "
+          f"{cfg.num_episodes} episodes, run folder {run_dir}")
+    result = train(world, cfg, run_dir, progress=not args.no_progress, resume=bool(args.resume))
+    status = "interrupted (resume with: humanpower train --resume " + str(run_dir) + ")" if result.interrupted \
+        else "finished"
+    print(f"humanpower train: {status}; run folder {run_dir}")
+    if result.metrics:
+        last = result.metrics[-1]
+        keys = [k for k in ("total_steps", "train_steps", "env_steps_per_s", "train_steps_per_s", "pi_r_rmse",
+                            "argmax_agreement", "V_r_rel_error") if k in last]
+        print("  " + "  ".join(f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}"
+                                for k in keys))
+    return 130 if result.interrupted else 0

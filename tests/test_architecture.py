@@ -1,4 +1,4 @@
-"""Layer boundaries: environment-agnostic code never imports the gridworld; the gridworld never imports the learner."""
+"""Layer boundaries: agnostic code never imports the gridworld; the gridworld never imports the learner."""
 
 from __future__ import annotations
 
@@ -48,7 +48,11 @@ def test_gridworld_never_imports_the_learner_or_solver() -> None:
 
 
 def test_no_file_over_600_lines() -> None:
-    long = [f"{f.relative_to(SRC)}: {n}" for f in SRC.rglob("*.py") if (n := len(f.read_text().splitlines())) > 600]
+    long = [
+        f"{f.relative_to(SRC)}: {n}"
+        for f in SRC.rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > 600
+    ]
     assert not long, long
 
 

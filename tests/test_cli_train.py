@@ -9,9 +9,25 @@ import pytest
 
 from humanpower.cli.main import main
 
-TINY = ["--num-episodes", "8", "--warmup-v-h-e-steps", "10", "--warmup-x-h-steps", "10",
-        "--warmup-q-r-steps", "10", "--beta-r-rampup-steps", "20", "--batch-size", "8", "--hidden-dim", "16",
-        "--log-every-episodes", "4", "--no-progress"]
+TINY = [
+    "--num-episodes",
+    "8",
+    "--warmup-v-h-e-steps",
+    "10",
+    "--warmup-x-h-steps",
+    "10",
+    "--warmup-q-r-steps",
+    "10",
+    "--beta-r-rampup-steps",
+    "20",
+    "--batch-size",
+    "8",
+    "--hidden-dim",
+    "16",
+    "--log-every-episodes",
+    "4",
+    "--no-progress",
+]
 
 
 def test_train_then_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,8 +36,16 @@ def test_train_then_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     capsys.readouterr()
     assert main(["eval", str(run), "--json", "--episodes", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("V_r_s0", "V_r_s0_exact", "V_r_rel_error", "pi_r_rmse", "argmax_agreement", "states_compared",
-                "W_h", "goal_reach_rate"):
+    for key in (
+        "V_r_s0",
+        "V_r_s0_exact",
+        "V_r_rel_error",
+        "pi_r_rmse",
+        "argmax_agreement",
+        "states_compared",
+        "W_h",
+        "goal_reach_rate",
+    ):
         assert key in out, key
     assert out["states_compared"] == 892  # reachable non-terminal states of trivial
     assert len(out["W_h"]) == 1 and out["V_r_s0"] < 0 and out["V_r_s0_exact"] < 0

@@ -89,8 +89,19 @@ def test_run_folder_contents(tmp_path: Path) -> None:
     assert len(list(folder.checkpoint_dir.glob("ckpt-*.pt"))) <= cfg.keep_checkpoints
     assert Phase2Config.from_yaml(folder.config_path) == cfg
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
-    for key in ("total_steps", "train_steps", "stage", "beta_r", "epsilon", "env_steps_per_s",
-                "train_steps_per_s", "loss_v_h_e", "pi_r_rmse", "argmax_agreement", "V_r_rel_error"):
+    for key in (
+        "total_steps",
+        "train_steps",
+        "stage",
+        "beta_r",
+        "epsilon",
+        "env_steps_per_s",
+        "train_steps_per_s",
+        "loss_v_h_e",
+        "pi_r_rmse",
+        "argmax_agreement",
+        "V_r_rel_error",
+    ):
         assert key in header
     assert len(result.metrics) == cfg.num_episodes // cfg.log_every_episodes
     assert result.metrics[-1]["stage"] == 5 and result.metrics[-1]["beta_r"] == cfg.beta_r
@@ -99,26 +110,52 @@ def test_run_folder_contents(tmp_path: Path) -> None:
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "ckpt.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="ckpt.pt: corrupt"):
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt: corrupt"):
         load_torch(bad)
-    with pytest.raises(CheckpointError, match="run.json missing"):
+    with pytest.raises(CheckpointError, match=r"run\.json missing"):
         RunFolder(tmp_path).read_status()
 
 
 def test_ctrl_c_leaves_resumable_run_folder(tmp_path: Path) -> None:
     """SIGINT mid-run: the process exits cleanly, the folder is marked interrupted and resumes to the end."""
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "humanpower.cli.main", "train", "trivial", "--out", str(run_dir),
-            "--no-progress", "--num-episodes", "100000", "--networks", "tabular", "--log-every-episodes", "1",
-            "--checkpoint-every-episodes", "1000", "--batch-size", "8", "--warmup-v-h-e-steps", "5",
-            "--warmup-x-h-steps", "5", "--warmup-q-r-steps", "5", "--beta-r-rampup-steps", "5"]
+    args = [
+        sys.executable,
+        "-m",
+        "humanpower.cli.main",
+        "train",
+        "trivial",
+        "--out",
+        str(run_dir),
+        "--no-progress",
+        "--num-episodes",
+        "100000",
+        "--networks",
+        "tabular",
+        "--log-every-episodes",
+        "1",
+        "--checkpoint-every-episodes",
+        "1000",
+        "--batch-size",
+        "8",
+        "--warmup-v-h-e-steps",
+        "5",
+        "--warmup-x-h-steps",
+        "5",
+        "--warmup-q-r-steps",
+        "5",
+        "--beta-r-rampup-steps",
+        "5",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not (run_dir / "metrics.csv").is_file():
         time.sleep(0.2)
-    assert (run_dir / "metrics.csv").is_file(), proc.stderr.read() if proc.poll() is not None else "no metrics"
+    assert (run_dir / "metrics.csv").is_file(), (
+        proc.stderr.read() if proc.poll() is not None else "no metrics"
+    )
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     status = RunFolder(run_dir).read_status()
@@ -129,9 +166,21 @@ def test_ctrl_c_leaves_resumable_run_folder(tmp_path: Path) -> None:
     # resume with a budget just past the interruption: it finishes
     episodes_done = ckpt["state"]["episode"]
     resume = subprocess.run(
-        [sys.executable, "-m", "humanpower.cli.main", "train", "--resume", str(run_dir), "--no-progress",
-         "--num-episodes", str(episodes_done + 2)],
-        capture_output=True, text=True, timeout=120, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "humanpower.cli.main",
+            "train",
+            "--resume",
+            str(run_dir),
+            "--no-progress",
+            "--num-episodes",
+            str(episodes_done + 2),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
     )
     assert resume.returncode == 0, resume.stderr
     assert RunFolder(run_dir).read_status()["status"] == "finished"

@@ -1,7 +1,7 @@
 """Regenerate the generated parts of the docs: docs/CONFIG.md and the README's config reference section.
 
-    python tools/sync_docs.py          # rewrite them
-    python tools/sync_docs.py --check  # exit 1 if they are stale (tests/test_docs.py does the same)
+python tools/sync_docs.py          # rewrite them
+python tools/sync_docs.py --check  # exit 1 if they are stale (tests/test_docs.py does the same)
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
 from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
 from humanpower.worlds.grid.library import load_world
+from humanpower.worlds.grid.state import GridState
 from humanpower.worlds.grid.world import GridWorld
 from humanpower.worlds.protocol import SimulatorModel, State
 
@@ -84,6 +85,7 @@ def build_setup(
         goal_encoders = [by_agent[h] for h in world.humans]
 
         def render(state: State, caption: str) -> Any:
+            assert isinstance(state, GridState)
             return render_state(world, state, caption=caption)
 
         def save_world(path: Path) -> None:
@@ -92,8 +94,10 @@ def build_setup(
         return TrainingSetup(world, prior, state_encoder, goal_encoders, solution, render, save_world)
 
     if dag is None:
-        raise ConfigError(f"world {type(world).__name__}: non-grid worlds need an enumerable state space "
-                          f"(at most {state_limit} states) for one-hot encoders")
+        raise ConfigError(
+            f"world {type(world).__name__}: non-grid worlds need an enumerable state space "
+            f"(at most {state_limit} states) for one-hot encoders"
+        )
     one_hot = OneHotStateEncoder(world, dag.states, cfg.include_step_count)
     goals = [OneHotGoalEncoder(list(world.goal_set(h).goals)) for h in world.humans]
     return TrainingSetup(world, prior, one_hot, goals, solution)

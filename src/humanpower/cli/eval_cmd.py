@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `humanpower train`")
     p.add_argument("--episodes", type=int, default=50, help="rollouts for the statistics (default 50)")
-    p.add_argument("--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)")
+    p.add_argument(
+        "--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)"
+    )
     p.add_argument("--seed", type=int, default=0, help="rollout seed (default 0)")
     p.add_argument("--no-exact", action="store_true", help="skip the exact solver even for small worlds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -82,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from humanpower.learn.checkpoint import RunFolder
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import LearnedModel, compare_with_exact
-    from humanpower.learn.rollout import run_episode, rollout_statistics
+    from humanpower.learn.rollout import rollout_statistics, run_episode
     from humanpower.worlds.grid.library import load_world
     from humanpower.worlds.grid.render import render_state
+    from humanpower.worlds.grid.state import GridState
     from humanpower.worlds.video import write_video
 
     if args.episodes < 1:
@@ -92,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     folder = RunFolder(Path(args.run_dir))
     folder.read_status()
     if not folder.policy_path.is_file():
-        raise CheckpointError(f"{folder.policy_path}: no trained policy in this run folder (did training start?)")
+        raise CheckpointError(
+            f"{folder.policy_path}: no trained policy in this run folder (did training start?)"
+        )
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(str(folder.world_path))
     setup = build_setup(world, cfg, reference=not args.no_exact)
@@ -117,15 +122,26 @@ def run(args: argparse.Namespace) -> int:
     frames = []
     for t, (s, x, v) in enumerate(zip(ep.states, ep.x_h, ep.v_r, strict=True)):
         xs = " ".join(f"X{h}={val:.2f}" for h, val in zip(world.humans, x, strict=True))
+        assert isinstance(s, GridState)
         cells = {world.agent_position(s, h): float(val) for h, val in zip(world.humans, x, strict=True)}
         frames.append(render_state(world, s, overlay=cells, caption=f"t={t} {xs} V_r={v:.3f}"))
     video = write_video(frames, out_dir / f"rollout.{args.video}", fps=3)
     rows = _read_metrics(folder.metrics_path)
     plots = []
-    if _plot(rows, ["loss_v_h_e", "loss_x_h", "loss_q_r", "loss_u_r", "loss_v_r"], "losses", out_dir / "learning_curves.png", log=True):
+    if _plot(
+        rows,
+        ["loss_v_h_e", "loss_x_h", "loss_q_r", "loss_u_r", "loss_v_r"],
+        "losses",
+        out_dir / "learning_curves.png",
+        log=True,
+    ):
         plots.append("learning_curves.png")
-    if _plot(rows, ["pi_r_rmse", "argmax_agreement", "V_r_rel_error", "x_h_mae", "v_h_e_mae"], "learned vs exact",
-             out_dir / "exact_errors.png"):
+    if _plot(
+        rows,
+        ["pi_r_rmse", "argmax_agreement", "V_r_rel_error", "x_h_mae", "v_h_e_mae"],
+        "learned vs exact",
+        out_dir / "exact_errors.png",
+    ):
         plots.append("exact_errors.png")
     result["files"] = [str(video.relative_to(folder.root))] + [f"eval/{p}" for p in plots]
 
@@ -134,12 +150,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {folder.root}  world {world.name}  ({args.episodes} rollouts)")
     for i, h in enumerate(world.humans):
-        print(f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}")
+        print(
+            f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}"
+        )
     print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
     if setup.reference is not None:
-        print(f"  V_r(s0) exact   = {result['V_r_s0_exact']:.5f}  (relative error {result['V_r_rel_error']:.2%})")
-        print(f"  pi_r RMSE = {result['pi_r_rmse']:.4f}, argmax agreement = {result['argmax_agreement']:.1%} "
-              f"over {result['states_compared']} reachable non-terminal states")
+        print(
+            f"  V_r(s0) exact   = {result['V_r_s0_exact']:.5f}  (relative error {result['V_r_rel_error']:.2%})"
+        )
+        print(
+            f"  pi_r RMSE = {result['pi_r_rmse']:.4f}, argmax agreement = {result['argmax_agreement']:.1%} "
+            f"over {result['states_compared']} reachable non-terminal states"
+        )
     for f in result["files"]:
         print(f"  wrote {folder.root / f}")
     return 0

@@ -34,7 +34,9 @@ def resolve_config(spec: str | None, world_name: str) -> Phase2Config:
         bundled = bundled_configs_dir() / f"{spec}.yaml"
         if not bundled.is_file():
             names = sorted(p.stem for p in bundled_configs_dir().glob("*.yaml"))
-            raise ConfigError(f"--config: {spec!r} is neither a file nor a bundled config ({', '.join(names)})")
+            raise ConfigError(
+                f"--config: {spec!r} is neither a file nor a bundled config ({', '.join(names)})"
+            )
         path = bundled
     return Phase2Config.from_yaml(path)
 
@@ -47,11 +49,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Train the Phase 2 learner on a world and write a run folder (config, metrics, TensorBoard "
         "logs, checkpoints, policy, rollout GIF). Every config field is also a flag, e.g. --num-episodes 200.",
     )
-    p.add_argument("world", nargs="?", default=None, metavar="WORLD",
-                   help=f"bundled world name or world file (default: {DEFAULT_WORLD})")
+    p.add_argument(
+        "world",
+        nargs="?",
+        default=None,
+        metavar="WORLD",
+        help=f"bundled world name or world file (default: {DEFAULT_WORLD})",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML config file or bundled config name")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<world>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = p.add_argument_group("config fields (see docs/CONFIG.md)")
     for f in fields(Phase2Config):
@@ -79,10 +88,14 @@ def run(args: argparse.Namespace) -> int:
         folder = RunFolder(run_dir)
         folder.read_status()  # a clear error if this is not a run folder
         if args.world or args.config or args.out:
-            raise UserError("--resume takes the world and config from the run folder; drop WORLD/--config/--out")
+            raise UserError(
+                "--resume takes the world and config from the run folder; drop WORLD/--config/--out"
+            )
         extra = set(overrides) - {"num_episodes"}
         if extra:
-            raise UserError(f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})")
+            raise UserError(
+                f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})"
+            )
         cfg = Phase2Config.from_yaml(folder.config_path).replace(**overrides)
         world = load_world(str(folder.world_path))
         world_name = world.name
@@ -92,19 +105,41 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(args.config, Path(world_name).stem)
         if overrides:
             cfg = cfg.replace(**overrides)
-        run_dir = Path(args.out) if args.out else Path("runs") / f"{world.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = (
+            Path(args.out) if args.out else Path("runs") / f"{world.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         if run_dir.exists() and any(run_dir.iterdir()):
             raise UserError(f"{run_dir}: run folder exists and is not empty (use --resume to continue it)")
-    print(f"humanpower train: world {world_name}, {cfg.networks} networks, "
-          f"{cfg.num_episodes} episodes, run folder {run_dir}")
+    print(
+        f"humanpower train: world {world_name}, {cfg.networks} networks, "
+        f"{cfg.num_episodes} episodes, run folder {run_dir}"
+    )
     result = train(world, cfg, run_dir, progress=not args.no_progress, resume=bool(args.resume))
-    status = "interrupted (resume with: humanpower train --resume " + str(run_dir) + ")" if result.interrupted \
+    status = (
+        "interrupted (resume with: humanpower train --resume " + str(run_dir) + ")"
+        if result.interrupted
         else "finished"
+    )
     print(f"humanpower train: {status}; run folder {run_dir}")
     if result.metrics:
         last = result.metrics[-1]
-        keys = [k for k in ("total_steps", "train_steps", "env_steps_per_s", "train_steps_per_s", "pi_r_rmse",
-                            "argmax_agreement", "V_r_rel_error") if k in last]
-        print("  " + "  ".join(f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}"
-                                for k in keys))
+        keys = [
+            k
+            for k in (
+                "total_steps",
+                "train_steps",
+                "env_steps_per_s",
+                "train_steps_per_s",
+                "pi_r_rmse",
+                "argmax_agreement",
+                "V_r_rel_error",
+            )
+            if k in last
+        ]
+        print(
+            "  "
+            + "  ".join(
+                f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}" for k in keys
+            )
+        )
     return 130 if result.interrupted else 0

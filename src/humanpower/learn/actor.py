@@ -12,6 +12,23 @@ Behaviour (what the world actually does) and targets (what the learner's equatio
   computed here, at collection time (model-based, Expected-SARSA style), and cached with the transition. One draw
   gives unbiased samples of (4) for Q_r and of (6) for V_h^e(s, g_h) of every human h at once.
 
+Two optional mechanisms (:class:`ActorOptions`, built from the config by :meth:`ActorOptions.from_config`):
+
+* **All human actions** (``v_h_e_all_goals``). The actor also computes the successor distributions for *every*
+  action a_h of each human h (the other humans at their target-draw actions) x every joint robot action, and
+  ships pi_h(s, g) for every goal of h. The learner can then take the exact expectation over a_h ~ pi_h(s, g) for
+  *every* goal g of h in (6), and over a_h ~ sum_g w(g) pi_h(s, g) in (4), instead of using one sampled
+  (goal, action) pair: each transition trains V_h^e(s, .) for all goals and removes the human-action noise.
+  Cost: H x A_h x A_r transition calls per env step instead of A_r (actions that no goal's policy can take are
+  skipped).
+* **Exploring starts** (``exploring_starts_prob``). Every target of the learner is a model-based expectation at
+  the state s (fresh goals, exact successors for every robot action), so *which* states are trained changes the
+  weighting of the errors but not the fixed point. An exploring episode starts at a state drawn uniformly from a
+  pool of the (non-terminal) states the actor has seen as successors, and jumps to a fresh pool state whenever it
+  reaches the horizon before its step cap, so it still has exactly ``steps_per_episode`` steps. This spreads the
+  training states over everything reachable instead of concentrating them on the states the policy visits
+  often (the state count grows with depth, so rarely visited deep states are the majority).
+
 An actor never changes its policy mid-episode when driven asynchronously: the wiring hands it a new snapshot only
 at episode boundaries (``begin_episode``).
 """
@@ -25,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from humanpower.humans.protocol import HumanPolicyPrior
+from humanpower.learn.config import Phase2Config
 from humanpower.learn.policy import robot_action_distribution
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import (
@@ -34,6 +52,8 @@ from humanpower.worlds.protocol import (
     num_robot_actions,
     sample_successor,
 )
+
+Distribution = tuple[tuple[float, State], ...]
 
 
 class ActingPolicy(Protocol):
@@ -54,6 +74,34 @@ class ExplorationParams:
     epsilon: float
 
 
+@dataclass(frozen=True)
+class ActorOptions:
+    """Optional actor mechanisms (see the module docs); the defaults give the plain actor."""
+
+    all_human_actions: bool = False
+    """Compute successors for every action of every human and ship pi_h(s, g) for all goals (config
+    ``v_h_e_all_goals``)."""
+    exploring_starts_prob: float = 0.0
+    """Probability that an episode is an exploring episode (starts and restarts at pool states)."""
+    exploring_starts_pool: int = 100_000
+    """Capacity of the pool of seen non-terminal states (reservoir sampling beyond it)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exploring_starts_prob <= 1.0:
+            raise ValueError(f"exploring_starts_prob must be in [0, 1], got {self.exploring_starts_prob}")
+        if self.exploring_starts_pool < 1:
+            raise ValueError(f"exploring_starts_pool must be >= 1, got {self.exploring_starts_pool}")
+
+    @classmethod
+    def from_config(cls, cfg: Phase2Config) -> ActorOptions:
+        """The options a config asks for."""
+        return cls(
+            all_human_actions=cfg.v_h_e_all_goals,
+            exploring_starts_prob=cfg.exploring_starts_prob,
+            exploring_starts_pool=cfg.exploring_starts_pool,
+        )
+
+
 def _sample(p: np.ndarray, rng: np.random.Generator) -> int:
     """Index drawn from probability vector ``p`` (inverse CDF, one uniform draw)."""
     return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
@@ -66,8 +114,9 @@ class Actor:
         world: a simulatable world model (the actor owns it; async actors get their own copy).
         prior: the human policy prior pi_h(s, g).
         goal_resample_prob: per-step probability that a human's behaviour goal is redrawn.
-        steps_per_episode: episode length cap (the world's horizon also ends an episode).
-        seed: seeds the world's RNG (successor sampling) and the actor's RNG (goals, actions).
+        steps_per_episode: episode length cap (the world's horizon also ends a normal episode).
+        seed: seeds the world's RNG (successor sampling) and the actor's RNG (goals, actions, starts).
+        options: optional mechanisms (all human actions, exploring starts); None = plain actor.
     """
 
     def __init__(
@@ -78,11 +127,13 @@ class Actor:
         goal_resample_prob: float,
         steps_per_episode: int,
         seed: int,
+        options: ActorOptions | None = None,
     ) -> None:
         self.world = world
         self.prior = prior
         self.goal_resample_prob = goal_resample_prob
         self.steps_per_episode = steps_per_episode
+        self.options = options if options is not None else ActorOptions()
         self.num_robot_actions = num_robot_actions(world)
         self.goal_sets = [world.goal_set(h) for h in world.humans]
         self.rng = np.random.default_rng([seed, 1])
@@ -91,35 +142,87 @@ class Actor:
         self.goals: list[int] = []
         self.episode_step = 0
         self.episodes_started = 0
+        self.exploring = False
+        self._pool: list[State] = []
+        self._pool_seen: set[State] = set()
+        self._pool_offered = 0
+
+    @classmethod
+    def from_config(
+        cls, world: SimulatorModel, prior: HumanPolicyPrior, cfg: Phase2Config, *, seed: int,
+        steps_per_episode: int | None = None,
+    ) -> Actor:
+        """An actor with every setting taken from ``cfg`` (episode length min(steps_per_episode, horizon))."""
+        return cls(
+            world,
+            prior,
+            goal_resample_prob=cfg.goal_resample_prob,
+            steps_per_episode=(
+                min(cfg.steps_per_episode, world.max_steps) if steps_per_episode is None else steps_per_episode
+            ),
+            seed=seed,
+            options=ActorOptions.from_config(cfg),
+        )
 
     # -- episode boundaries -------------------------------------------------------------------------------------
     def begin_episode(self) -> None:
-        """Reset the world (its RNG keeps running) and draw each human's behaviour goal from its prior."""
+        """Start an episode: at the world's initial state, or (exploring) at a state drawn from the pool.
+
+        The world is reset either way (its RNG keeps running); each human's behaviour goal is drawn from its prior.
+        """
         self.state = self.world.reset()
+        p = self.options.exploring_starts_prob
+        self.exploring = bool(self._pool) and p > 0.0 and self.rng.random() < p
+        if self.exploring:
+            self.state = self._pool[int(self.rng.integers(len(self._pool)))]
         self.goals = [gs.sample_index(self.rng) for gs in self.goal_sets]
         self.episode_step = 0
         self.episodes_started += 1
 
     @property
     def episode_done(self) -> bool:
-        """True when the current episode has hit its step cap or the world's horizon (or has not started)."""
-        return (
-            self.state is None
-            or self.episode_step >= self.steps_per_episode
-            or self.world.is_terminal(self.state)
-        )
+        """True when the episode has hit its step cap, or (normal episodes) the world's horizon, or not started."""
+        if self.state is None or self.episode_step >= self.steps_per_episode:
+            return True
+        return not self.exploring and self.world.is_terminal(self.state)
+
+    @property
+    def pool_size(self) -> int:
+        """Number of states in the exploring-starts pool."""
+        return len(self._pool)
+
+    def _offer(self, dists: Sequence[Sequence[tuple[float, State]]]) -> None:
+        """Add the unseen non-terminal successors of ``dists`` to the pool (reservoir sampling when full)."""
+        cap = self.options.exploring_starts_pool
+        for dist in dists:
+            for _, s in dist:
+                if s in self._pool_seen or self.world.is_terminal(s):
+                    continue
+                self._pool_seen.add(s)
+                self._pool_offered += 1
+                if len(self._pool) < cap:
+                    self._pool.append(s)
+                else:
+                    k = int(self.rng.integers(self._pool_offered))
+                    if k < cap:
+                        self._pool[k] = s
 
     # -- one env step -------------------------------------------------------------------------------------------
     def step(self, policy: ActingPolicy | None, explore: ExplorationParams, total_steps: int) -> Transition:
         """Take one env step from the current state and return the transition (with the target draw).
 
-        ``policy`` may be None while beta_r = 0 (the robot is uniform then and needs no Q_r).
+        ``policy`` may be None while beta_r = 0 (the robot is uniform then and needs no Q_r). An exploring
+        episode at the horizon first jumps to a fresh pool state (with fresh behaviour goals).
         """
         if self.episode_done:
             raise RuntimeError("Actor.step: the episode is over; call begin_episode()")
-        state = self.state
-        assert state is not None
+        assert self.state is not None
         world, rng = self.world, self.rng
+        if self.exploring and world.is_terminal(self.state):
+            self.state = self._pool[int(rng.integers(len(self._pool)))]
+            self.goals = [gs.sample_index(rng) for gs in self.goal_sets]
+        state = self.state
+        all_actions = self.options.all_human_actions
 
         # Behaviour goals: redraw on achievement and with probability goal_resample_prob.
         for i, gs in enumerate(self.goal_sets):
@@ -139,14 +242,23 @@ class Actor:
 
         # Target draw: fresh goals from the prior and actions from pi_h(s, g) for every human.
         target_goals = tuple(gs.sample_index(rng) for gs in self.goal_sets)
-        target_actions = tuple(
-            _sample(self.prior.action_distribution(state, h, gs.goals[g]), rng)
-            for h, gs, g in zip(world.humans, self.goal_sets, target_goals, strict=True)
-        )
-        successors = tuple(
-            tuple(world.transition_probabilities(state, compose_joint_action(world, target_actions, a)))
-            for a in range(self.num_robot_actions)
-        )
+        policies: tuple[np.ndarray, ...] | None = None
+        if all_actions:
+            policies = tuple(
+                np.stack([np.asarray(self.prior.action_distribution(state, h, g), dtype=np.float64) for g in gs.goals])
+                for h, gs in zip(world.humans, self.goal_sets, strict=True)
+            )
+            target_actions = tuple(_sample(pol[g], rng) for pol, g in zip(policies, target_goals, strict=True))
+        else:
+            target_actions = tuple(
+                _sample(self.prior.action_distribution(state, h, gs.goals[g]), rng)
+                for h, gs, g in zip(world.humans, self.goal_sets, target_goals, strict=True)
+            )
+        successors = self._robot_successors(state, target_actions)
+        human_successors = None
+        if policies is not None:
+            human_successors = tuple(self._human_successors(state, i, target_actions, successors, pol)
+                                     for i, pol in enumerate(policies))
         if behaviour_actions == target_actions:
             taken = successors[robot_action]
         else:
@@ -154,6 +266,12 @@ class Actor:
                 world.transition_probabilities(state, compose_joint_action(world, behaviour_actions, robot_action))
             )
         next_state = sample_successor(list(taken), world.np_random)
+        if self.options.exploring_starts_prob > 0.0:
+            self._offer(successors)
+            self._offer([taken])
+            for per_human in human_successors or ():
+                for per_action in per_human:
+                    self._offer(per_action)
 
         transition = Transition(
             state=state,
@@ -166,14 +284,49 @@ class Actor:
             policy_version=policy.version if policy is not None else -1,
             beta_r=explore.beta_r,
             episode_step=self.episode_step,
+            human_successors=human_successors,
+            human_policies=policies,
         )
         self.state = next_state
         self.episode_step += 1
         return transition
 
+    def _robot_successors(self, state: State, human_actions: Sequence[int]) -> tuple[Distribution, ...]:
+        """The exact successor distribution for every joint robot action, humans at ``human_actions``."""
+        world = self.world
+        return tuple(
+            tuple(world.transition_probabilities(state, compose_joint_action(world, human_actions, a)))
+            for a in range(self.num_robot_actions)
+        )
+
+    def _human_successors(
+        self,
+        state: State,
+        i: int,
+        target_actions: tuple[int, ...],
+        target_successors: tuple[Distribution, ...],
+        policy: np.ndarray,
+    ) -> tuple[tuple[Distribution, ...], ...]:
+        """Per action a of human position i (others at their target actions): successors for every robot action.
+
+        Reuses the target draw's successors for i's drawn action; an action no goal's policy takes gets no
+        successors (empty distributions, weight 0 in every expectation).
+        """
+        out: list[tuple[Distribution, ...]] = []
+        for a in range(policy.shape[1]):
+            if a == target_actions[i]:
+                out.append(target_successors)
+            elif not policy[:, a].any():
+                out.append(tuple(() for _ in range(self.num_robot_actions)))
+            else:
+                actions = list(target_actions)
+                actions[i] = a
+                out.append(self._robot_successors(state, actions))
+        return tuple(out)
+
     # -- checkpointing ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this actor exactly (RNG streams, current state, goals, counters)."""
+        """Everything needed to continue this actor exactly (RNG streams, current state, goals, counters, pool)."""
         return {
             "rng": self.rng.bit_generator.state,
             "world_rng": self.world.np_random.bit_generator.state,
@@ -181,6 +334,10 @@ class Actor:
             "goals": list(self.goals),
             "episode_step": self.episode_step,
             "episodes_started": self.episodes_started,
+            "exploring": self.exploring,
+            "pool": list(self._pool),
+            "pool_seen": list(self._pool_seen),
+            "pool_offered": self._pool_offered,
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -190,6 +347,10 @@ class Actor:
         self.goals = list(d["goals"])
         self.episode_step = int(d["episode_step"])
         self.episodes_started = int(d["episodes_started"])
+        self.exploring = bool(d.get("exploring", False))
+        self._pool = list(d.get("pool", []))
+        self._pool_seen = set(d.get("pool_seen", []))
+        self._pool_offered = int(d.get("pool_offered", len(self._pool)))
 
 
 def collect_episode(

@@ -64,7 +64,9 @@ def load_torch(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a damaged file; report them all the same way
-        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a humanpower checkpoint (format {CHECKPOINT_FORMAT} expected)")
     return obj

@@ -32,7 +32,9 @@ EVAL_CHUNK = 4096
 class LearnedModel:
     """Trained networks with their featurizer and config; evaluates values and acts."""
 
-    def __init__(self, nets: Phase2Networks, featurizer: Featurizer, cfg: Phase2Config, world: WorldModel) -> None:
+    def __init__(
+        self, nets: Phase2Networks, featurizer: Featurizer, cfg: Phase2Config, world: WorldModel
+    ) -> None:
         self.nets = nets
         self.featurizer = featurizer
         self.cfg = cfg
@@ -60,7 +62,10 @@ class LearnedModel:
                     pi = robot_policy(q, cfg.beta_r)
                     x = self.nets.x_h.forward_all(batch)
                     if self.nets.u_r is not None:
-                        u = T.u_r_from_y(T.y_from_u_r_net_output(self.nets.u_r(batch), y_min(self.goal_sets, cfg.xi)), cfg.eta)
+                        u = T.u_r_from_y(
+                            T.y_from_u_r_net_output(self.nets.u_r(batch), y_min(self.goal_sets, cfg.xi)),
+                            cfg.eta,
+                        )
                     else:
                         u = T.u_r_from_x(x, cfg.xi, cfg.eta)
                     v = self.nets.v_r(batch) if self.nets.v_r is not None else T.v_r_from(u, pi, q)
@@ -114,11 +119,14 @@ class LearnedModel:
         cfg = Phase2Config(**ckpt["config"])
         featurizer = Featurizer(state_encoder, torch.device("cpu"))
         goal_features = {
-            i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, goal_encoders, strict=True))
+            i: enc.encode(list(world.goal_set(h).goals))
+            for i, (h, enc) in enumerate(zip(world.humans, goal_encoders, strict=True))
         }
         try:
             max_states = int(ckpt["nets"]["q_r"]["table"].shape[0]) if cfg.networks == "tabular" else 1
-            nets = build_networks(world, cfg, state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
+            nets = build_networks(
+                world, cfg, state_encoder.dim, goal_features, cfg.networks, max_states=max_states
+            )
             featurizer.load_state_dict(ckpt["featurizer"])
             for name, m in nets.named().items():
                 m.load_state_dict(ckpt["nets"][name])
@@ -147,7 +155,8 @@ def compare_with_exact(model: LearnedModel, solution: Any) -> dict[str, float]:
     v0 = float(model.evaluate([model.world.initial_state()])["v_r"][0])
     v0_exact = float(np.asarray(solution.v_r)[s0])
     v_h_e_err = [
-        np.abs(learned[f"v_h_e_{i}"] - np.asarray(solution.v_h_e[i])[ids]).mean() for i in range(len(model.goal_sets))
+        np.abs(learned[f"v_h_e_{i}"] - np.asarray(solution.v_h_e[i])[ids]).mean()
+        for i in range(len(model.goal_sets))
     ]
     return {
         "V_r_s0": v0,

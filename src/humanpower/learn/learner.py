@@ -26,6 +26,11 @@ from humanpower.worlds.protocol import State, WorldModel, num_robot_actions
 NETWORK_NAMES = ("q_r", "v_h_e", "x_h", "u_r", "v_r")
 
 
+def _fused_ok(device: torch.device) -> bool:
+    """Whether torch's fused Adam kernel exists for ``device`` (CPU, CUDA and a few others)."""
+    return device.type in ("cpu", "cuda", "mps", "xpu")
+
+
 class NetworkPolicy:
     """Acting with a Q_r network: eval mode (no dropout), no gradients. ``version`` = learner training steps."""
 
@@ -67,13 +72,17 @@ class Learner:
         # One optimizer per network. Neural: Adam with L2 weight decay. Tabular: plain SGD on the
         # duplicate-averaging loss, i.e. entry <- entry + lr * (mean target - entry) (see losses.regression_loss).
         self.tabular = cfg.networks == "tabular"
+        # Fused kernels (one pass over each parameter per step) where the device supports them.
+        self._params: dict[str, list[torch.nn.Parameter]] = {name: list(m.parameters()) for name, m in modules.items()}
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             name: (
-                torch.optim.SGD(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+                torch.optim.SGD(params, lr=self.base_lr[name], weight_decay=cfg.weight_decay)
                 if self.tabular
-                else torch.optim.Adam(m.parameters(), lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+                else torch.optim.Adam(
+                    params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device)
+                )
             )
-            for name, m in modules.items()
+            for name, params in self._params.items()
         }
         self.targets = {
             name: TargetNetwork(m, int(getattr(cfg, f"target_update_interval_{name}"))) for name, m in modules.items()
@@ -147,8 +156,9 @@ class Learner:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            module = self.nets.named()[name]
-            torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr))
+            torch.nn.utils.clip_grad_norm_(
+                self._params[name], grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr), foreach=True
+            )
             opt.step()
         self.train_steps += 1
         for target in self.targets.values():

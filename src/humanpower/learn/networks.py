@@ -32,12 +32,14 @@ either from a config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
@@ -71,12 +73,40 @@ class NetworkWorld(Protocol):
     def goal_set(self, human: int) -> GoalSet: ...
 
 
+def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Inverted-dropout mask: independent entries, ``1 / (1 - p)`` with probability ``1 - p``, else 0.
+
+    Drawn from torch's default generator (so seeding and checkpointing ``torch.get_rng_state()`` reproduce it).
+    The same distribution as ``nn.Dropout``; on the CPU it is 3-15x cheaper than torch's Bernoulli kernel: for
+    ``p == 0.5`` each entry is one bit of a random byte stream, otherwise ``uniform >= p``.
+    """
+    scale = 1.0 / (1.0 - p)
+    n = math.prod(shape)
+    if p == 0.5 and device.type == "cpu":
+        packed = torch.empty((n + 7) // 8, dtype=torch.uint8).random_()  # every byte uniform on 0..255
+        bits = np.unpackbits(packed.numpy(), count=n).astype(np.float32)
+        bits *= np.float32(scale)
+        return torch.from_numpy(bits).view(shape).to(dtype)
+    return (torch.rand(shape, device=device) >= p).to(dtype) * scale
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` (same semantics and state) with the cheaper mask of :func:`dropout_mask` on the CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or self.inplace:
+            return F.dropout(x, self.p, True, self.inplace)
+        return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
+
+
 def mlp_trunk(in_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float) -> nn.Sequential:
     """``num_hidden_layers`` x (Linear - ReLU - Dropout(dropout)); the identity for 0 layers."""
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(num_hidden_layers):
-        layers += [nn.Linear(d, hidden_dim), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(d, hidden_dim), nn.ReLU(), FastDropout(dropout)]
         d = hidden_dim
     return nn.Sequential(*layers)
 
@@ -192,7 +222,7 @@ class VHENetwork(Phase2Network):
         self.goal_embed = nn.Sequential(nn.Linear(query.shape[1], hidden_dim), nn.ReLU())
         self.state_proj = nn.Linear(self.trunk_dim, hidden_dim)
         self.goal_proj = nn.Linear(hidden_dim, hidden_dim, bias=False)
-        self.pair_dropout = nn.Dropout(dropout)
+        self.pair_dropout = FastDropout(dropout)
         self.out = nn.Linear(hidden_dim, 1)
         nn.init.constant_(self.out.bias, inverse_probability(init))
 

@@ -53,6 +53,13 @@ class Transition:
     """beta_r the robot acted with."""
     episode_step: int
     """Step index of s within its episode."""
+    human_successors: tuple[tuple[tuple[tuple[tuple[float, State], ...], ...], ...], ...] | None = None
+    """Optional (``v_h_e_all_goals``): per human position i, per action a_i of that human, per flat robot action,
+    the exact successor distribution ``((p, s'), ...)`` with every other human at its ``human_actions`` entry.
+    None when the actor did not compute it."""
+    human_policies: tuple[NDArray[np.float64], ...] | None = None
+    """Optional (``v_h_e_all_goals``): per human position, pi_h(s, g) for every goal of its goal set, an array
+    of shape (G_h, num_actions). None when the actor did not compute it."""
 
 
 class ReplayItem(Protocol):

@@ -46,8 +46,10 @@ def run_episode(
             human_actions.append(int(rng.choice(len(p), p=p)))
         pi = values["pi_r"][0]
         robot = int(rng.choice(len(pi), p=pi / pi.sum()))
-        state = sample_successor(world.transition_probabilities(state, compose_joint_action(world, human_actions, robot)),
-                                 world.np_random)
+        state = sample_successor(
+            world.transition_probabilities(state, compose_joint_action(world, human_actions, robot)),
+            world.np_random,
+        )
 
 
 def rollout_frames(

@@ -44,7 +44,9 @@ class RunLogger:
     def advance(self, env_steps: int) -> None:
         self.bar.update(env_steps)
 
-    def log(self, row: dict[str, float | int | str], step: int, postfix: dict[str, str] | None = None) -> None:
+    def log(
+        self, row: dict[str, float | int | str], step: int, postfix: dict[str, str] | None = None
+    ) -> None:
         if postfix:
             self.bar.set_postfix(postfix, refresh=False)
         if self.root is None:

@@ -77,10 +77,13 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
     world = setup.world
     featurizer = Featurizer(setup.state_encoder, device)
     goal_features = {
-        i: enc.encode(list(world.goal_set(h).goals)) for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))
+        i: enc.encode(list(world.goal_set(h).goals))
+        for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))
     }
     max_states = setup.reference.num_states if setup.reference is not None else cfg.tabular_max_states
-    nets = build_networks(world, cfg, setup.state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
+    nets = build_networks(
+        world, cfg, setup.state_encoder.dim, goal_features, cfg.networks, max_states=max_states
+    )
     nets.to(device)
     return Learner(world, cfg, nets, featurizer, device)
 
@@ -129,7 +132,11 @@ class SyncTrainer:
         world = setup.world
         self.episode_len = min(cfg.steps_per_episode, world.max_steps)
         self.actor = Actor(
-            world, setup.prior, goal_resample_prob=cfg.goal_resample_prob, steps_per_episode=self.episode_len, seed=cfg.seed
+            world,
+            setup.prior,
+            goal_resample_prob=cfg.goal_resample_prob,
+            steps_per_episode=self.episode_len,
+            seed=cfg.seed,
         )
         self.total_steps = 0
         self.episode = 0
@@ -173,7 +180,9 @@ class SyncTrainer:
 
     def checkpoint(self) -> None:
         if self.run is not None:
-            self.run.save_checkpoint({"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints)
+            self.run.save_checkpoint(
+                {"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints
+            )
             self.run.write_status(episode=self.episode)
 
     # -- the loop -------------------------------------------------------------------------------------------
@@ -210,8 +219,9 @@ class SyncTrainer:
                         self.episode += 1
                         if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
                             now = time.perf_counter()
-                            row = self._metrics_row(window, now - t0, self.total_steps - steps0,
-                                                    learner.train_steps - train0)
+                            row = self._metrics_row(
+                                window, now - t0, self.total_steps - steps0, learner.train_steps - train0
+                            )
                             t0, steps0, train0, window = now, self.total_steps, learner.train_steps, {}
                             self.metrics.append(row)
                             logger.log(row, self.total_steps, _postfix(row))
@@ -229,7 +239,9 @@ class SyncTrainer:
             self.run.write_status(status="interrupted" if interrupted else "finished", episode=self.episode)
         return TrainResult(model, self.metrics, self.run.root if self.run else None, interrupted)
 
-    def _metrics_row(self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int) -> dict[str, Any]:
+    def _metrics_row(
+        self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int
+    ) -> dict[str, Any]:
         cfg, learner = self.cfg, self.learner
         t = self.total_steps
         row: dict[str, Any] = {
@@ -249,7 +261,13 @@ class SyncTrainer:
             row[f"loss_{name}"] = float(np.mean(values)) if values else float("nan")
         if self.setup.reference is not None:
             model = LearnedModel.from_learner(learner, self.setup.world)
-            row.update({k: v for k, v in compare_with_exact(model, self.setup.reference).items() if k != "states_compared"})
+            row.update(
+                {
+                    k: v
+                    for k, v in compare_with_exact(model, self.setup.reference).items()
+                    if k != "states_compared"
+                }
+            )
         return row
 
     def _write_rollout(self, model: LearnedModel) -> None:
@@ -258,7 +276,9 @@ class SyncTrainer:
         from humanpower.learn.rollout import rollout_frames
         from humanpower.worlds.video import write_gif
 
-        frames = rollout_frames(model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed)
+        frames = rollout_frames(
+            model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed
+        )
         write_gif(frames, self.run.root / "rollout.gif", fps=3)
 
 

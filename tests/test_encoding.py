@@ -160,6 +160,21 @@ def test_state_batch_helpers() -> None:
     assert len(cat) == 7 and cat.features.shape == (7, 3)
 
 
+def test_select_by_index_or_mask_and_features_of_ids() -> None:
+    f = Featurizer(CountingEncoder())
+    states = [(1, 1), (2, 2), (3, 4)]
+    batch = f.batch(states)
+    by_index = batch.select(torch.tensor([2, 0, 2], dtype=torch.int32))
+    assert by_index.ids.tolist() == [2, 0, 2]
+    np.testing.assert_array_equal(by_index.features.numpy(), expected([(3, 4), (1, 1), (3, 4)]))
+    by_mask = batch.select(torch.tensor([True, False, True]))
+    assert by_mask.ids.tolist() == [0, 2]
+    np.testing.assert_array_equal(by_mask.features.numpy(), expected([(1, 1), (3, 4)]))
+    rows = f.features_of_ids(torch.tensor([2, 2, 1]))
+    assert rows.dtype == torch.float32 and rows.device == f.device
+    np.testing.assert_array_equal(rows.numpy(), expected([(3, 4), (3, 4), (2, 2)]))
+
+
 def test_remaining_time() -> None:
     clock = Clock(max_steps=4)
     out = remaining_time(clock, [(0, 0), (1, 0), (4, 0)])
@@ -184,8 +199,6 @@ def test_one_hot_goal_encoder() -> None:
     goals = [StateSetGoal("g0", frozenset({1})), StateSetGoal("g1", frozenset({2}))]
     enc = OneHotGoalEncoder(goals)
     assert isinstance(enc, GoalEncoder) and enc.dim == 2
-    np.testing.assert_array_equal(
-        enc.encode([goals[1], goals[0], goals[1]]), np.array([[0, 1], [1, 0], [0, 1]])
-    )
+    np.testing.assert_array_equal(enc.encode([goals[1], goals[0], goals[1]]), np.array([[0, 1], [1, 0], [0, 1]]))
     with pytest.raises(KeyError):
         enc.encode([StateSetGoal("g2", frozenset({3}))])

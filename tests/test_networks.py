@@ -67,9 +67,7 @@ def small_cfg(**kw: object) -> Phase2Config:
 def setup(backend: str, **kw: object) -> tuple[Phase2Networks, Featurizer]:
     enc = OneHotStateEncoder(WORLD, STATES)
     goal_enc = {h: OneHotGoalEncoder(WORLD.goal_set(h).goals) for h in WORLD.humans}
-    nets = build_networks(
-        WORLD, small_cfg(**kw), enc.dim, goal_feature_tables(WORLD, goal_enc), backend, max_states=64
-    )
+    nets = build_networks(WORLD, small_cfg(**kw), enc.dim, goal_feature_tables(WORLD, goal_enc), backend, max_states=64)
     return nets, Featurizer(enc)
 
 

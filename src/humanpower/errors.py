@@ -24,3 +24,10 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A missing or corrupt checkpoint or run folder."""
+
+
+class RunError(Exception):
+    """A run that failed for a reason the message reports in full (e.g. an actor that kept crashing).
+
+    The CLI prints the message (which may include a worker's traceback) and exits with status 1.
+    """

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from humanpower.errors import UserError
+from humanpower.errors import RunError, UserError
 
 # Subcommand modules, each with register(subparsers) -> None that sets a ``func(args) -> int`` default.
 COMMAND_MODULES = (
@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"humanpower: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:
+        print(f"humanpower: run failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ Two optional mechanisms (:class:`ActorOptions`, built from the config by :meth:`
   skipped).
 * **Exploring starts** (``exploring_starts_prob``). Every target of the learner is a model-based expectation at
   the state s (fresh goals, exact successors for every robot action), so *which* states are trained changes the
-  weighting of the errors but not the fixed point. An exploring episode starts at a state drawn uniformly from a
-  pool of the (non-terminal) states the actor has seen as successors, and jumps to a fresh pool state whenever it
-  reaches the horizon before its step cap, so it still has exactly ``steps_per_episode`` steps. This spreads the
+  weighting of the errors but not the fixed point. An exploring episode starts at a least-visited state (ties
+  broken at random) of a pool of the non-terminal states the actor has seen as successors, and jumps to a fresh
+  such state whenever it reaches the horizon before its step cap, so it still has exactly ``steps_per_episode``
+  steps. This spreads the
   training states over everything reachable instead of concentrating them on the states the policy visits
   often (the state count grows with depth, so rarely visited deep states are the majority).
 
@@ -144,12 +145,19 @@ class Actor:
         self.episodes_started = 0
         self.exploring = False
         self._pool: list[State] = []
+        self._pool_index: dict[State, int] = {}
+        self._pool_visits = np.zeros(1024, dtype=np.int64)
         self._pool_seen: set[State] = set()
         self._pool_offered = 0
 
     @classmethod
     def from_config(
-        cls, world: SimulatorModel, prior: HumanPolicyPrior, cfg: Phase2Config, *, seed: int,
+        cls,
+        world: SimulatorModel,
+        prior: HumanPolicyPrior,
+        cfg: Phase2Config,
+        *,
+        seed: int,
         steps_per_episode: int | None = None,
     ) -> Actor:
         """An actor with every setting taken from ``cfg`` (episode length min(steps_per_episode, horizon))."""
@@ -172,9 +180,11 @@ class Actor:
         """
         self.state = self.world.reset()
         p = self.options.exploring_starts_prob
+        if p > 0.0 and self.episodes_started == 0:
+            self._offer([((1.0, self.state),)])
         self.exploring = bool(self._pool) and p > 0.0 and self.rng.random() < p
         if self.exploring:
-            self.state = self._pool[int(self.rng.integers(len(self._pool)))]
+            self.state = self._pool_start()
         self.goals = [gs.sample_index(self.rng) for gs in self.goal_sets]
         self.episode_step = 0
         self.episodes_started += 1
@@ -191,6 +201,12 @@ class Actor:
         """Number of states in the exploring-starts pool."""
         return len(self._pool)
 
+    def _pool_start(self) -> State:
+        """A least-visited pool state (ties broken uniformly at random); the pool must not be empty."""
+        visits = self._pool_visits[: len(self._pool)]
+        candidates = np.flatnonzero(visits == visits.min())
+        return self._pool[int(candidates[self.rng.integers(len(candidates))])]
+
     def _offer(self, dists: Sequence[Sequence[tuple[float, State]]]) -> None:
         """Add the unseen non-terminal successors of ``dists`` to the pool (reservoir sampling when full)."""
         cap = self.options.exploring_starts_pool
@@ -201,11 +217,18 @@ class Actor:
                 self._pool_seen.add(s)
                 self._pool_offered += 1
                 if len(self._pool) < cap:
+                    k = len(self._pool)
                     self._pool.append(s)
+                    if k >= len(self._pool_visits):
+                        self._pool_visits = np.concatenate([self._pool_visits, np.zeros_like(self._pool_visits)])
                 else:
                     k = int(self.rng.integers(self._pool_offered))
-                    if k < cap:
-                        self._pool[k] = s
+                    if k >= cap:
+                        continue
+                    del self._pool_index[self._pool[k]]
+                    self._pool[k] = s
+                self._pool_index[s] = k
+                self._pool_visits[k] = 0
 
     # -- one env step -------------------------------------------------------------------------------------------
     def step(self, policy: ActingPolicy | None, explore: ExplorationParams, total_steps: int) -> Transition:
@@ -219,9 +242,12 @@ class Actor:
         assert self.state is not None
         world, rng = self.world, self.rng
         if self.exploring and world.is_terminal(self.state):
-            self.state = self._pool[int(rng.integers(len(self._pool)))]
+            self.state = self._pool_start()
             self.goals = [gs.sample_index(rng) for gs in self.goal_sets]
         state = self.state
+        pool_slot = self._pool_index.get(state)
+        if pool_slot is not None:
+            self._pool_visits[pool_slot] += 1
         all_actions = self.options.all_human_actions
 
         # Behaviour goals: redraw on achievement and with probability goal_resample_prob.
@@ -257,8 +283,9 @@ class Actor:
         successors = self._robot_successors(state, target_actions)
         human_successors = None
         if policies is not None:
-            human_successors = tuple(self._human_successors(state, i, target_actions, successors, pol)
-                                     for i, pol in enumerate(policies))
+            human_successors = tuple(
+                self._human_successors(state, i, target_actions, successors, pol) for i, pol in enumerate(policies)
+            )
         if behaviour_actions == target_actions:
             taken = successors[robot_action]
         else:
@@ -285,7 +312,7 @@ class Actor:
             beta_r=explore.beta_r,
             episode_step=self.episode_step,
             human_successors=human_successors,
-            human_policies=policies,
+            human_policies=None if policies is None else tuple(tuple(map(tuple, pol.tolist())) for pol in policies),
         )
         self.state = next_state
         self.episode_step += 1
@@ -336,6 +363,7 @@ class Actor:
             "episodes_started": self.episodes_started,
             "exploring": self.exploring,
             "pool": list(self._pool),
+            "pool_visits": self._pool_visits[: len(self._pool)].copy(),
             "pool_seen": list(self._pool_seen),
             "pool_offered": self._pool_offered,
         }
@@ -349,6 +377,10 @@ class Actor:
         self.episodes_started = int(d["episodes_started"])
         self.exploring = bool(d.get("exploring", False))
         self._pool = list(d.get("pool", []))
+        self._pool_index = {s: k for k, s in enumerate(self._pool)}
+        visits = np.asarray(d.get("pool_visits", np.zeros(len(self._pool))), dtype=np.int64)
+        self._pool_visits = np.zeros(max(1024, 2 * len(self._pool)), dtype=np.int64)
+        self._pool_visits[: len(visits)] = visits
         self._pool_seen = set(d.get("pool_seen", []))
         self._pool_offered = int(d.get("pool_offered", len(self._pool)))
 

@@ -8,6 +8,11 @@ array concatenation, not Python work per successor:
   successor's id, probability, robot action, terminal flag and, per human, whether the transition's target goal
   is achieved at that successor.
 
+With the actor's all-human-actions option (``v_h_e_all_goals``) a transition also carries, per human h, the
+successors of every action a_h of h x every robot action; these compile to :class:`HumanEdges` (one edge per
+(a_h, a_r, successor), with the achievement of *every* goal of h at the successor) plus the policy table
+pi_h(s, g) for every goal and the goal-marginal sum_g w(g) pi_h(s, g) (normalised weights).
+
 A batch then deduplicates every state it touches (the batch states and all successors) into one node set, so
 each distinct state is featurised and evaluated by each network once per training step.
 """
@@ -24,6 +29,26 @@ from humanpower.goals import GoalSet
 from humanpower.learn.encoding import Featurizer, StateBatch
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import WorldModel
+
+
+@dataclass(slots=True)
+class HumanEdges:
+    """One human's all-actions successor edges of one transition (see the module docs)."""
+
+    ids: np.ndarray
+    """Successor state id per edge, (E,)."""
+    prob: np.ndarray
+    """P(s' | s, a_h, a_-h, a_r) per edge, (E,)."""
+    row: np.ndarray
+    """``a_h * A_r + a_r`` per edge, (E,)."""
+    terminal: np.ndarray
+    """Whether the successor is terminal, (E,)."""
+    achieved: np.ndarray
+    """Whether each goal of this human is achieved at the successor, (E, G_h)."""
+    policy: np.ndarray
+    """pi_h(s, g) for every goal, (G_h, A)."""
+    marginal: np.ndarray
+    """Goal-marginal action distribution sum_g w(g) pi_h(s, g) / W, (A,)."""
 
 
 @dataclass(slots=True)
@@ -44,6 +69,8 @@ class CompiledTransition:
     total_steps: int
     policy_version: int
     beta_r: float
+    human_edges: tuple[HumanEdges, ...] | None = None
+    """Per human position, the all-actions edges (None unless the actor computed them)."""
 
 
 class TransitionCompiler:
@@ -55,14 +82,18 @@ class TransitionCompiler:
         self.goal_sets: list[GoalSet] = [world.goal_set(h) for h in world.humans]
         self._terminal = np.zeros(1024, dtype=bool)
         self._known = np.zeros(1024, dtype=bool)
+        self._achieved = [np.zeros((1024, len(gs)), dtype=bool) for gs in self.goal_sets]
+        self._achieved_known = [np.zeros(1024, dtype=bool) for _ in self.goal_sets]
 
     def _terminal_flags(self, ids: np.ndarray, states: Sequence[object]) -> np.ndarray:
+        if ids.size == 0:
+            return np.zeros(0, dtype=bool)
         top = int(ids.max()) + 1
         if top > len(self._terminal):
+            # Grow with zeros (np.resize would repeat the old flags into the new slots).
             size = max(top, 2 * len(self._terminal))
-            self._terminal = np.resize(self._terminal, size)
-            self._known = np.resize(self._known, size)
-            self._known[top:] = False
+            self._terminal = np.concatenate([self._terminal, np.zeros(size - len(self._terminal), dtype=bool)])
+            self._known = np.concatenate([self._known, np.zeros(size - len(self._known), dtype=bool)])
         for i, s in zip(ids.tolist(), states, strict=True):
             if not self._known[i]:
                 self._terminal[i] = self.world.is_terminal(s)
@@ -82,6 +113,14 @@ class TransitionCompiler:
         edge_ids = ids[1:]
         goals = [gs.goals[g] for gs, g in zip(self.goal_sets, t.goals, strict=True)]
         achieved = np.array([[g.is_achieved(s) for g in goals] for s in succ_states], dtype=bool)
+        human_edges = None
+        if t.human_successors is not None:
+            if t.human_policies is None:
+                raise ValueError("Transition: human_successors given without human_policies")
+            human_edges = tuple(
+                self._human_edges(i, per_action, np.asarray(pol, dtype=np.float64))
+                for i, (per_action, pol) in enumerate(zip(t.human_successors, t.human_policies, strict=True))
+            )
         return CompiledTransition(
             state_id=int(ids[0]),
             goals=np.asarray(t.goals, dtype=np.int64),
@@ -94,7 +133,74 @@ class TransitionCompiler:
             total_steps=t.total_steps,
             policy_version=t.policy_version,
             beta_r=t.beta_r,
+            human_edges=human_edges,
         )
+
+    def _achieved_masks(self, human: int, ids: np.ndarray, states: Sequence[object]) -> np.ndarray:
+        """(E, G_h) achievement of every goal of human position ``human`` at each state (cached per state id)."""
+        gs = self.goal_sets[human]
+        if ids.size == 0:
+            return np.zeros((0, len(gs)), dtype=bool)
+        top = int(ids.max()) + 1
+        if top > len(self._achieved_known[human]):
+            size = max(top, 2 * len(self._achieved_known[human]))
+            table = np.zeros((size, len(gs)), dtype=bool)
+            table[: len(self._achieved[human])] = self._achieved[human]
+            known = np.zeros(size, dtype=bool)
+            known[: len(self._achieved_known[human])] = self._achieved_known[human]
+            self._achieved[human], self._achieved_known[human] = table, known
+        table, known = self._achieved[human], self._achieved_known[human]
+        for i, s in zip(ids.tolist(), states, strict=True):
+            if not known[i]:
+                table[i] = gs.achieved_mask(s)
+                known[i] = True
+        return table[ids]
+
+    def _human_edges(
+        self, human: int, per_action: Sequence[Sequence[Sequence[tuple[float, object]]]], policy: np.ndarray
+    ) -> HumanEdges:
+        gs = self.goal_sets[human]
+        if policy.shape != (len(gs), len(per_action)):
+            raise ValueError(
+                f"Transition: human_policies[{human}] has shape {policy.shape}, expected {(len(gs), len(per_action))}"
+            )
+        num_r = len(per_action[0]) if per_action else 0
+        states: list[object] = []
+        probs: list[float] = []
+        rows: list[int] = []
+        for a, per_robot in enumerate(per_action):
+            for r, dist in enumerate(per_robot):
+                for p, s in dist:
+                    states.append(s)
+                    probs.append(p)
+                    rows.append(a * num_r + r)
+        ids = self.featurizer.intern(states)
+        return HumanEdges(
+            ids=ids,
+            prob=np.asarray(probs, dtype=np.float64),
+            row=np.asarray(rows, dtype=np.int64),
+            terminal=self._terminal_flags(ids, states),
+            achieved=self._achieved_masks(human, ids, states),
+            policy=policy.astype(np.float32),
+            marginal=gs.probabilities @ policy,
+        )
+
+
+@dataclass
+class HumanEdgeBatch:
+    """One human's all-actions edges over a batch: rows ``b * A * A_r + a_h * A_r + a_r``."""
+
+    edge_node: torch.Tensor
+    edge_prob: torch.Tensor
+    edge_row: torch.Tensor
+    edge_terminal: torch.Tensor
+    edge_achieved: torch.Tensor
+    """(E, G_h) achievement of every goal of the human at each edge's successor."""
+    policy: torch.Tensor
+    """(B, G_h, A) pi_h(s, g)."""
+    marginal: torch.Tensor
+    """(B, A) goal-marginal action distribution."""
+    num_actions: int
 
 
 @dataclass
@@ -117,6 +223,8 @@ class Batch:
     edge_terminal: torch.Tensor
     edge_achieved: torch.Tensor
     num_robot_actions: int
+    humans: list[HumanEdgeBatch] | None = None
+    """Per human position, the all-actions edges (None unless every transition carries them)."""
 
     @property
     def size(self) -> int:
@@ -138,13 +246,47 @@ def assemble_batch(
     edge_row = np.repeat(np.arange(b, dtype=np.int64) * num_robot_actions, counts) + np.concatenate(
         [it.edge_action for it in items]
     )
-    uniq, inverse = np.unique(np.concatenate([state_ids, edge_ids]), return_inverse=True)
+    with_humans = all(it.human_edges is not None for it in items)
+    human_parts: list[np.ndarray] = []
+    if with_humans:
+        num_h = len(items[0].human_edges or ())
+        for i in range(num_h):
+            human_parts.append(np.concatenate([it.human_edges[i].ids for it in items]))  # type: ignore[index]
+    uniq, inverse = np.unique(np.concatenate([state_ids, edge_ids, *human_parts]), return_inverse=True)
     node_terminal = np.zeros(len(uniq), dtype=bool)
     edge_terminal = np.concatenate([it.edge_terminal for it in items])
-    node_terminal[inverse[b:]] = edge_terminal
+    n_edges = len(edge_ids)
+    node_terminal[inverse[b : b + n_edges]] = edge_terminal
 
     def t(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(x, dtype=dtype, device=device)
+
+    humans: list[HumanEdgeBatch] | None = None
+    if with_humans:
+        humans = []
+        offset = b + n_edges
+        for i, part in enumerate(human_parts):
+            edges = [it.human_edges[i] for it in items]  # type: ignore[index]
+            num_a = edges[0].policy.shape[1]
+            per_item = num_a * num_robot_actions
+            counts_h = np.fromiter((len(e.ids) for e in edges), dtype=np.int64, count=b)
+            rows = np.repeat(np.arange(b, dtype=np.int64) * per_item, counts_h) + np.concatenate([e.row for e in edges])
+            term = np.concatenate([e.terminal for e in edges])
+            node_ix = inverse[offset : offset + len(part)]
+            node_terminal[node_ix] = term
+            offset += len(part)
+            humans.append(
+                HumanEdgeBatch(
+                    edge_node=t(node_ix, torch.long),
+                    edge_prob=t(np.concatenate([e.prob for e in edges]), torch.float32),
+                    edge_row=t(rows, torch.long),
+                    edge_terminal=t(term, torch.bool),
+                    edge_achieved=t(np.concatenate([e.achieved for e in edges]), torch.bool),
+                    policy=t(np.stack([e.policy for e in edges]), torch.float32),
+                    marginal=t(np.stack([e.marginal for e in edges]), torch.float32),
+                    num_actions=num_a,
+                )
+            )
 
     return Batch(
         nodes=featurizer.batch_from_ids(uniq),
@@ -152,10 +294,11 @@ def assemble_batch(
         state_node=t(inverse[:b], torch.long),
         goals=t(np.stack([it.goals for it in items]), torch.long),
         achieved_now=t(np.stack([it.achieved_now for it in items]), torch.bool),
-        edge_node=t(inverse[b:], torch.long),
+        edge_node=t(inverse[b : b + n_edges], torch.long),
         edge_prob=t(np.concatenate([it.edge_prob for it in items]), torch.float32),
         edge_row=t(edge_row, torch.long),
         edge_terminal=t(edge_terminal, torch.bool),
         edge_achieved=t(np.concatenate([it.edge_achieved for it in items]), torch.bool),
         num_robot_actions=num_robot_actions,
+        humans=humans,
     )

@@ -40,6 +40,8 @@ _T = TheoryParams()
 
 NETWORK_BACKENDS = ("neural", "tabular")
 HUMAN_PRIORS = ("auto", "exact", "heuristic", "uniform")
+Q_R_LOSSES = ("mse", "log")
+PROBABILITY_LOSSES = ("mse", "bce")
 ASYNC_BACKENDS = ("local", "ray")
 _DEVICE_RE = re.compile(r"cpu|cuda|cuda:\d+")
 
@@ -176,11 +178,43 @@ class Phase2Config:
     u_r_human_sample_size: int | None = None
     """Humans sampled per U_r target row (None = all humans); >= 1."""
     x_h_goal_samples: int = 1
-    """Fresh goals sampled per X_h target row (Monte-Carlo estimate of the goal sum in (7)); >= 1."""
+    """Fresh goals sampled per X_h target row (Monte-Carlo estimate of the goal sum in (7)); >= 1; ignored
+    when x_h_all_goals is true."""
+    x_h_all_goals: bool = False
+    """Compute the X_h target as the exact weighted sum of (7) over every goal of each human (one V_h^e
+    evaluation per goal) instead of sampling x_h_goal_samples goals; for small goal sets."""
+    q_r_loss: str = "mse"
+    """Neural backend Q_r loss: mse (squared error of Q_r, the seed's default) or log: squared errors of
+    log(-Q_r), split into the deviations of a state's actions from their mean (weight beta_r^2: the error of
+    the policy logits -beta_r log(-Q_r) that (5) uses) and the mean itself (weight (pi_r . Q_r / V_r)^2 from
+    the target networks: how much the level of Q_r matters for V_r). Scale invariant like (5) (Q_r spans
+    orders of magnitude down to ~terminal_v_r); exact where targets are deterministic given the target
+    networks (one human with v_h_e_all_goals), otherwise slightly biased (geometric mean of the sampled
+    targets). Ignored by the tabular backend."""
+    probability_loss: str = "mse"
+    """Neural backend loss of V_h^e and of X_h / W_h (both in [0, 1], sigmoid heads): mse (squared error) or
+    bce (binary cross-entropy with the soft target). Both are minimised by the mean target; bce's gradient
+    does not vanish where the sigmoid saturates (a goal first learned as unreachable is not stuck there).
+    Ignored by the tabular backend."""
+    v_h_e_all_goals: bool = False
+    """Actors also compute successors for every action of each human (others at their target-draw actions) x
+    every robot action, so each transition trains V_h^e for every goal of each human with the exact
+    expectation over a_h ~ pi_h(s, g) in (6), and Q_r with the exact expectation over each human's
+    goal-marginal action in (4). Costs humans x actions x robot actions transition calls per env step instead
+    of robot actions."""
 
     # --- goals ---
     goal_resample_prob: float = 0.01
     """Probability per env step that each human's goal is resampled mid-episode; in [0, 1]."""
+
+    # --- state coverage ---
+    exploring_starts_prob: float = 0.0
+    """Probability that an episode is an exploring episode: it starts at a state drawn uniformly from the
+    pool of non-terminal states the actor has seen (as successors), and jumps to a fresh pool state when it
+    reaches the horizon before steps_per_episode steps; in [0, 1]. Targets are model-based expectations at
+    the state, so this changes which states are trained, not the fixed point."""
+    exploring_starts_pool: int = 100_000
+    """Most states kept in an actor's exploring-starts pool (reservoir sampling beyond); >= 1."""
 
     # --- replay ---
     clear_buffer_at_rampup: bool = True
@@ -242,13 +276,7 @@ class Phase2Config:
     def warmup_env_steps(self) -> int:
         """Env steps of stages 0-4 (= start of stage 5); warmup_u_r_steps counts only with the U_r network."""
         u_r = self.warmup_u_r_steps if self.u_r_use_network else 0
-        return (
-            self.warmup_v_h_e_steps
-            + self.warmup_x_h_steps
-            + u_r
-            + self.warmup_q_r_steps
-            + self.beta_r_rampup_steps
-        )
+        return self.warmup_v_h_e_steps + self.warmup_x_h_steps + u_r + self.warmup_q_r_steps + self.beta_r_rampup_steps
 
     @property
     def effective_x_h_batch_size(self) -> int:
@@ -357,6 +385,8 @@ def _validate(c: Phase2Config) -> None:
     enum("networks", NETWORK_BACKENDS)
     enum("human_prior", HUMAN_PRIORS)
     enum("backend", ASYNC_BACKENDS)
+    enum("q_r_loss", Q_R_LOSSES)
+    enum("probability_loss", PROBABILITY_LOSSES)
     for name in (
         "torch_threads",
         "num_episodes",
@@ -369,6 +399,7 @@ def _validate(c: Phase2Config) -> None:
         "tabular_max_states",
         "num_hidden_layers",
         "x_h_goal_samples",
+        "exploring_starts_pool",
         "num_actors",
         "actor_sync_freq",
         "chunk_size",
@@ -394,6 +425,7 @@ def _validate(c: Phase2Config) -> None:
     need(c.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(0 <= c.dropout < 1, "dropout", "must be in [0, 1)")
     need(0 <= c.goal_resample_prob <= 1, "goal_resample_prob", "must be in [0, 1]")
+    need(0 <= c.exploring_starts_prob <= 1, "exploring_starts_prob", "must be in [0, 1]")
     need(0 <= c.epsilon_start <= 1, "epsilon_start", "must be in [0, 1]")
     need(0 <= c.epsilon_end <= 1, "epsilon_end", "must be in [0, 1]")
     for name in ("u_r_human_sample_size", "max_policy_lag", "replay_max_age"):
@@ -412,9 +444,7 @@ def _validate(c: Phase2Config) -> None:
         if c.x_h_batch_size < c.batch_size:
             raise ConfigError(f"x_h_batch_size: must be >= batch_size ({c.x_h_batch_size} < {c.batch_size})")
         if c.x_h_batch_size > c.buffer_size:
-            raise ConfigError(
-                f"x_h_batch_size: must be <= buffer_size ({c.x_h_batch_size} > {c.buffer_size})"
-            )
+            raise ConfigError(f"x_h_batch_size: must be <= buffer_size ({c.x_h_batch_size} > {c.buffer_size})")
     if c.replay_max_age is not None and c.replay_max_age < c.effective_x_h_batch_size:
         raise ConfigError(
             f"replay_max_age: must be >= the largest batch size ({c.replay_max_age} < "

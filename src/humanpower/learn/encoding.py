@@ -112,13 +112,14 @@ class StateBatch:
 
     def select(self, rows: torch.Tensor) -> StateBatch:
         """The sub-batch (or re-indexed batch, rows may repeat) ``self[rows]``."""
+        if rows.dim() == 1 and rows.dtype in (torch.long, torch.int):
+            # index_select is several times faster than advanced indexing for row gathers on the CPU.
+            return StateBatch(self.features.index_select(0, rows), self.ids.index_select(0, rows))
         return StateBatch(self.features[rows], self.ids[rows])
 
     def repeat_interleave(self, repeats: int) -> StateBatch:
         """Every row repeated ``repeats`` times in place (row i -> rows i*r .. i*r+r-1); keeps dedup info."""
-        out = StateBatch(
-            self.features.repeat_interleave(repeats, dim=0), self.ids.repeat_interleave(repeats, dim=0)
-        )
+        out = StateBatch(self.features.repeat_interleave(repeats, dim=0), self.ids.repeat_interleave(repeats, dim=0))
         if self.unique_rows is not None and self.inverse is not None:
             out.unique_rows = self.unique_rows * repeats
             out.inverse = self.inverse.repeat_interleave(repeats, dim=0)
@@ -127,9 +128,7 @@ class StateBatch:
     @staticmethod
     def cat(batches: Sequence[StateBatch]) -> StateBatch:
         """Concatenation of several batches (dedup info is recomputed lazily)."""
-        return StateBatch(
-            torch.cat([b.features for b in batches], dim=0), torch.cat([b.ids for b in batches], dim=0)
-        )
+        return StateBatch(torch.cat([b.features for b in batches], dim=0), torch.cat([b.ids for b in batches], dim=0))
 
     def to(self, device: torch.device | str) -> StateBatch:
         return StateBatch(
@@ -238,9 +237,7 @@ class Featurizer:
             new_ids = unique_ids[missing]
             rows = np.asarray(self.encoder.encode([self._states[i] for i in new_ids]), dtype=np.float32)
             if rows.shape != (n_missing, self.dim):
-                raise ValueError(
-                    f"Featurizer: encoder returned shape {rows.shape}, expected {(n_missing, self.dim)}"
-                )
+                raise ValueError(f"Featurizer: encoder returned shape {rows.shape}, expected {(n_missing, self.dim)}")
             out[missing] = rows
             self._store(new_ids, rows)
         return out
@@ -252,6 +249,10 @@ class Featurizer:
             raise IndexError(f"Featurizer.batch_from_ids: ids must lie in 0..{self.num_ids - 1}")
         unique_ids, unique_rows, inverse = np.unique(ids_arr, return_index=True, return_inverse=True)
         return self._make_batch(ids_arr, unique_ids, unique_rows, inverse.reshape(-1), in_order=False)
+
+    def features_of_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Feature rows ``(N, dim)`` on :attr:`device` of already interned ids (any order, may repeat)."""
+        return self.batch_from_ids(ids.cpu().numpy()).features
 
     def batch(self, states: Sequence[State]) -> StateBatch:
         """Intern ``states`` and return their :class:`StateBatch` (deduplicated: each distinct state is looked
@@ -330,9 +331,7 @@ class Featurizer:
         if version != 1:
             raise CheckpointError(f"featurizer state: unsupported version {version!r}")
         if dim != self.dim:
-            raise CheckpointError(
-                f"featurizer state: feature dim {dim} does not match the encoder's {self.dim}"
-            )
+            raise CheckpointError(f"featurizer state: feature dim {dim} does not match the encoder's {self.dim}")
         self._ids = {}
         self._states = []
         self._slot = np.full(max(1024, len(states)), -1, dtype=np.int64)
@@ -370,9 +369,7 @@ class OneHotStateEncoder:
         try:
             cols = np.fromiter((self._index[s] for s in states), dtype=np.int64, count=len(states))
         except KeyError as exc:
-            raise KeyError(
-                f"OneHotStateEncoder: state {exc.args[0]!r} is not in the enumerated states"
-            ) from None
+            raise KeyError(f"OneHotStateEncoder: state {exc.args[0]!r} is not in the enumerated states") from None
         out[np.arange(len(states)), cols] = 1.0
         if self.include_step_count:
             out[:, -1] = remaining_time(self.world, states)
@@ -396,9 +393,7 @@ class OneHotGoalEncoder:
         try:
             cols = np.fromiter((self._index[g] for g in goals), dtype=np.int64, count=len(goals))
         except KeyError as exc:
-            raise KeyError(
-                f"OneHotGoalEncoder: goal {exc.args[0]!s} is not in the enumerated goals"
-            ) from None
+            raise KeyError(f"OneHotGoalEncoder: goal {exc.args[0]!s} is not in the enumerated goals") from None
         out[np.arange(len(goals)), cols] = 1.0
         return out
 

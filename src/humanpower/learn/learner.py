@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from humanpower.goals import GoalSet
-from humanpower.learn.batch import TransitionCompiler, assemble_batch
+from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer
 from humanpower.learn.losses import LossParams, phase2_losses
-from humanpower.learn.networks import Phase2Networks
+from humanpower.learn.networks import Phase2Networks, QRNetwork, enable_state_memos
 from humanpower.learn.replay import ClearAtSteps, MaxAge, ReplayBuffer, ReplayStorage, Transition, UniformSampler
 from humanpower.learn.schedules import StageTable, beta_r_at, grad_clip_at, lr_at
 from humanpower.learn.target_nets import TargetNetwork
@@ -27,8 +27,30 @@ NETWORK_NAMES = ("q_r", "v_h_e", "x_h", "u_r", "v_r")
 
 
 def _fused_ok(device: torch.device) -> bool:
-    """Whether torch's fused Adam kernel exists for ``device`` (CPU, CUDA and a few others)."""
+    """Whether torch's fused Adam / SGD kernels exist for ``device`` (CPU, CUDA and a few others)."""
     return device.type in ("cpu", "cuda", "mps", "xpu")
+
+
+def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` with the same arithmetic, minus its overhead.
+
+    Scales the gradients by ``min(1, max_norm / (total_norm + 1e-6))``; on the CPU the (then exact identity)
+    multiplication by 1 is skipped.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if grads[0].device.type == "cpu" and total.dtype == torch.float32:
+        # torch's float32 arithmetic (max_norm / t is reciprocal(t) * max_norm), on the host: no tiny tensor ops.
+        coef = min(
+            (np.float32(1.0) / (np.float32(total.item()) + np.float32(1e-6))) * np.float32(max_norm),
+            np.float32(1.0),
+        )
+        if coef < 1.0:
+            torch._foreach_mul_(grads, float(coef))
+        return
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
 class NetworkPolicy:
@@ -40,12 +62,16 @@ class NetworkPolicy:
         self.version = version
 
     def q_values(self, state: State) -> np.ndarray:
-        was_training = self.q_r.training
-        self.q_r.eval()
+        batch = self.featurizer.batch([state])
         with torch.no_grad():
-            q = self.q_r(self.featurizer.batch([state]))[0].double().cpu().numpy()
-        self.q_r.train(was_training)
-        return q
+            if isinstance(self.q_r, QRNetwork):  # eval-mode values without switching the live network's mode
+                q = self.q_r.eval_values(batch.features)
+            else:
+                was_training = self.q_r.training
+                self.q_r.eval()
+                q = self.q_r(batch)
+                self.q_r.train(was_training)
+        return q[0].double().cpu().numpy()
 
 
 class Learner:
@@ -53,6 +79,10 @@ class Learner:
 
     One optimizer per network (each network is its own parameter set); each target network owns its update
     interval; learning rates and gradient-clip thresholds follow the schedules of ``total_steps`` (env steps).
+
+    Mechanics (the same updates as zero_grad / backward / clip / step per network, done cheaper): one backward
+    pass through all losses, fused optimizer kernels, a lean exact gradient clip, and (on the CPU) target
+    networks that remember their per-state values between updates (:class:`~humanpower.learn.layers.StateMemo`).
     """
 
     def __init__(
@@ -76,7 +106,7 @@ class Learner:
         self._params: dict[str, list[torch.nn.Parameter]] = {name: list(m.parameters()) for name, m in modules.items()}
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             name: (
-                torch.optim.SGD(params, lr=self.base_lr[name], weight_decay=cfg.weight_decay)
+                torch.optim.SGD(params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device))
                 if self.tabular
                 else torch.optim.Adam(
                     params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device)
@@ -87,12 +117,19 @@ class Learner:
         self.targets = {
             name: TargetNetwork(m, int(getattr(cfg, f"target_update_interval_{name}"))) for name, m in modules.items()
         }
+        # Target weights change only at their hard updates: remember their per-state values in between (CPU:
+        # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
+        # would cost about as much as it saves).
+        if device.type == "cpu":
+            enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.features_of_ids)
         policies: list[Any] = []
         if cfg.clear_buffer_at_rampup:
             policies.append(ClearAtSteps([self.stages.rampup_start, self.stages.rampup_end]))
         if cfg.replay_max_age is not None:
             policies.append(MaxAge(cfg.replay_max_age))
-        self.replay = ReplayBuffer(ReplayStorage(cfg.buffer_size), UniformSampler(), policies)
+        self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer(
+            ReplayStorage(cfg.buffer_size), UniformSampler(), policies
+        )
         self.rng = np.random.default_rng([cfg.seed, 2])
         self.train_steps = 0
 
@@ -122,19 +159,10 @@ class Learner:
     def loss_params(self, total_steps: int) -> LossParams:
         cfg = self.cfg
         stage = self.stages.stage_at(total_steps)
-        return LossParams(
+        return LossParams.from_config(
+            cfg,
             beta_r=beta_r_at(total_steps, cfg),
-            gamma_r=cfg.gamma_r,
-            gamma_h=cfg.gamma_h,
-            zeta=cfg.zeta,
-            xi=cfg.xi,
-            eta=cfg.eta,
-            terminal_v_r=cfg.terminal_v_r,
             active=self.stages.active_networks(stage),
-            x_h_goal_samples=cfg.x_h_goal_samples,
-            u_r_human_sample_size=cfg.u_r_human_sample_size,
-            u_r_use_network=cfg.u_r_use_network,
-            v_r_use_network=cfg.v_r_use_network,
             average_duplicates=self.tabular,
         )
 
@@ -146,19 +174,24 @@ class Learner:
         idx = self.replay.sample(max(cfg.batch_size, x_size), self.rng)
         items = self.replay.storage.get(idx)
         batch = assemble_batch(items[: cfg.batch_size], self.featurizer, self.num_robot_actions, self.device)
-        x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
+        if x_size == cfg.batch_size:  # the batch's own states, in the same order (no second featurizer pass)
+            x_states = batch.states()
+        else:
+            x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
         losses = phase2_losses(batch, x_states, self.nets, self.targets, self.goal_sets, params, self.rng)
 
-        for name, loss in losses.items():
+        # The networks share no parameter and every target is computed without gradients, so one backward
+        # pass through all losses gives each network exactly the gradient of its own loss.
+        for name in losses:  # = optimizer.zero_grad(set_to_none=True), minus its per-call overhead
+            for p in self._params[name]:
+                p.grad = None
+        torch.autograd.backward(list(losses.values()))
+        for name in losses:
             opt = self.optimizers[name]
             lr = lr_at(total_steps, self.base_lr[name], self.stages, cfg.lr_decay_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                self._params[name], grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr), foreach=True
-            )
+            clip_grad_norm(self._params[name], grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr))
             opt.step()
         self.train_steps += 1
         for target in self.targets.values():

@@ -26,26 +26,29 @@ embedding of (goal features, human one-hot): ``out(Dropout(ReLU(P_s h(s) + P_g e
 computed once per distinct state and the goal part once per queried (human, goal), so all-goals evaluation
 costs one add + ReLU + dot per pair.
 
+Speed (:mod:`humanpower.learn.layers`): dropout is :class:`~humanpower.learn.layers.FastDropout` (the same
+distribution, a cheaper CPU mask); a frozen copy (target network) can remember its per-state values by state
+id (:meth:`Phase2Network.enable_state_memo`; for V_h^e the values of every goal), so between two target
+updates each distinct state is evaluated once and later queries are lookups. Outputs never change.
+
 The tabular backend (:mod:`humanpower.learn.tabular`) has the same interface; :func:`build_networks` builds
 either from a config.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
 from humanpower.errors import CheckpointError, ConfigError
-from humanpower.goals import GoalSet
-from humanpower.learn.encoding import GoalEncoder, StateBatch
+from humanpower.learn.encoding import StateBatch
+from humanpower.learn.goal_tables import NetworkWorld, goal_feature_tables, tables_by_position
 from humanpower.learn.heads import (
     inverse_negative,
     inverse_probability,
@@ -53,52 +56,16 @@ from humanpower.learn.heads import (
     power_head,
     probability_head,
 )
+from humanpower.learn.layers import (
+    DEFAULT_MEMO_CAPACITY,
+    DEFAULT_MEMO_REFILL,
+    MEMO_ROW_MULTIPLE,
+    FastDropout,
+    StateMemo,
+)
 from humanpower.learn.tabular import TabularQR, TabularUR, TabularVHE, TabularVR, TabularXH
 
 DEFAULT_TABULAR_MAX_STATES = 1 << 16
-
-
-class NetworkWorld(Protocol):
-    """The part of a world model the factory reads (any :class:`~humanpower.worlds.protocol.WorldModel`)."""
-
-    @property
-    def humans(self) -> tuple[int, ...]: ...
-
-    @property
-    def robots(self) -> tuple[int, ...]: ...
-
-    @property
-    def num_actions(self) -> int: ...
-
-    def goal_set(self, human: int) -> GoalSet: ...
-
-
-def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Inverted-dropout mask: independent entries, ``1 / (1 - p)`` with probability ``1 - p``, else 0.
-
-    Drawn from torch's default generator (so seeding and checkpointing ``torch.get_rng_state()`` reproduce it).
-    The same distribution as ``nn.Dropout``; on the CPU it is 3-15x cheaper than torch's Bernoulli kernel: for
-    ``p == 0.5`` each entry is one bit of a random byte stream, otherwise ``uniform >= p``.
-    """
-    scale = 1.0 / (1.0 - p)
-    n = math.prod(shape)
-    if p == 0.5 and device.type == "cpu":
-        packed = torch.empty((n + 7) // 8, dtype=torch.uint8).random_()  # every byte uniform on 0..255
-        bits = np.unpackbits(packed.numpy(), count=n).astype(np.float32)
-        bits *= np.float32(scale)
-        return torch.from_numpy(bits).view(shape).to(dtype)
-    return (torch.rand(shape, device=device) >= p).to(dtype) * scale
-
-
-class FastDropout(nn.Dropout):
-    """``nn.Dropout`` (same semantics and state) with the cheaper mask of :func:`dropout_mask` on the CPU."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if x.device.type != "cpu" or self.inplace:
-            return F.dropout(x, self.p, True, self.inplace)
-        return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
 
 
 def mlp_trunk(in_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float) -> nn.Sequential:
@@ -132,6 +99,26 @@ class Phase2Network(nn.Module):
         self.hidden_dim = int(hidden_dim)
         self.trunk = mlp_trunk(state_dim, hidden_dim, num_hidden_layers, dropout)
         self.trunk_dim = hidden_dim if num_hidden_layers > 0 else state_dim
+        self.state_memo: StateMemo | None = None
+
+    def enable_state_memo(
+        self,
+        capacity: int = DEFAULT_MEMO_CAPACITY,
+        features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        refill: int = DEFAULT_MEMO_REFILL,
+    ) -> None:
+        """Remember per-state values by state id while evaluated in eval mode without gradients.
+
+        Meant for frozen copies (target networks): values are recomputed after any change of the weights (see
+        :class:`~humanpower.learn.layers.StateMemo` for the arguments), so enabling it never changes an output.
+        """
+        self.state_memo = StateMemo(capacity, features_of, refill)
+
+    def _check_features(self, feats: torch.Tensor) -> None:
+        if feats.dim() != 2 or feats.shape[1] != self.state_dim:
+            raise ValueError(
+                f"{type(self).__name__}: expected features of shape (B, {self.state_dim}), got {tuple(feats.shape)}"
+            )
 
     def unique_codes(self, batch: StateBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk output per distinct state ``(U, trunk_dim)`` and the row -> code index ``(B,)``.
@@ -139,20 +126,52 @@ class Phase2Network(nn.Module):
         The index is None when every row is distinct (codes are then in row order).
         """
         feats = batch.features
-        if feats.dim() != 2 or feats.shape[1] != self.state_dim:
-            raise ValueError(
-                f"{type(self).__name__}: expected features of shape (B, {self.state_dim}), "
-                f"got {tuple(feats.shape)}"
-            )
+        self._check_features(feats)
         rows, inverse = batch.dedup()
         if rows.shape[0] == feats.shape[0]:
             return self.trunk(feats), None
-        return self.trunk(feats[rows]), inverse
+        return self.trunk(feats.index_select(0, rows)), inverse
+
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        """The network's per-state values from trunk codes (everything that depends on the state alone)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define per_state")
+
+    def state_values(self, batch: StateBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`per_state` of every distinct state and the row index (None: values already per row).
+
+        Served from the state memo when one is enabled and the network runs in eval mode without gradients.
+        """
+        memo = self.active_memo()
+        if memo is not None:
+            self._check_features(batch.features)
+            return memo.lookup(self, batch, self._per_state_of_features), None
+        codes, inverse = self.unique_codes(batch)
+        return self.per_state(codes), inverse
+
+    def active_memo(self) -> StateMemo | None:
+        """The state memo if one is enabled and may serve now (eval mode, gradients disabled), else None."""
+        memo = self.state_memo
+        if memo is None or self.training or torch.is_grad_enabled():
+            return None
+        return memo
+
+    def _per_state_of_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.per_state(self.trunk(feats))
+
+    def eval_values(self, feats: torch.Tensor) -> torch.Tensor:
+        """:meth:`per_state` of feature rows ``(N, state_dim)`` as in eval mode (no dropout), whatever the
+        module's mode, without switching modes (cheap single-state acting on a network that is training)."""
+        self._check_features(feats)
+        x = feats
+        for layer in self.trunk:
+            if not isinstance(layer, nn.Dropout):
+                x = layer(x)
+        return self.per_state(x)
 
     @staticmethod
     def gather(values: torch.Tensor, inverse: torch.Tensor | None) -> torch.Tensor:
         """Rows of per-distinct-state ``values`` for every batch row."""
-        return values if inverse is None else values[inverse]
+        return values if inverse is None else values.index_select(0, inverse)
 
 
 class QRNetwork(Phase2Network):
@@ -175,9 +194,11 @@ class QRNetwork(Phase2Network):
         self.head = nn.Linear(self.trunk_dim, self.num_actions)
         nn.init.constant_(self.head.bias, inverse_negative(init))
 
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        return negative_head(self.head(codes))
+
     def forward(self, batch: StateBatch) -> torch.Tensor:
-        codes, inverse = self.unique_codes(batch)
-        return self.gather(negative_head(self.head(codes)), inverse)
+        return self.gather(*self.state_values(batch))
 
 
 class VHENetwork(Phase2Network):
@@ -193,6 +214,9 @@ class VHENetwork(Phase2Network):
 
     query_features: torch.Tensor
     goal_offsets: torch.Tensor
+    MEMO_ALL_GOALS_MAX = 256
+    """With the state memo serving, remember V_h^e for every goal of a state when there are at most this many
+    (human, goal) pairs (queries are then lookups); otherwise remember the state part only."""
 
     def __init__(
         self,
@@ -231,28 +255,63 @@ class VHENetwork(Phase2Network):
         return len(self.num_goals)
 
     def _goal_codes(self, rows: torch.Tensor | slice) -> torch.Tensor:
-        return self.goal_proj(self.goal_embed(self.query_features[rows]))
+        q = self.query_features[rows] if isinstance(rows, slice) else self.query_features.index_select(0, rows)
+        return self.goal_proj(self.goal_embed(q))
+
+    def _all_goal_codes(self) -> torch.Tensor:
+        """Goal codes of every (human, goal) row (remembered by the state memo when it serves)."""
+        memo = self.active_memo()
+        if memo is None:
+            return self._goal_codes(slice(None))
+        return memo.extra("goal_codes", lambda: self._goal_codes(slice(None)))
 
     def _pair_out(self, pre: torch.Tensor) -> torch.Tensor:
         return probability_head(self.out(self.pair_dropout(torch.relu(pre))).squeeze(-1))
 
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        """The state part ``P_s h(s)`` of the pair pre-activation."""
+        return self.state_proj(codes)
+
+    def _memo_table(self, batch: StateBatch) -> torch.Tensor | None:
+        """V_h^e of every (human, goal) per row, ``(B, sum_h G_h)``, from the state memo; None when the memo does
+        not serve now or there are more than ``MEMO_ALL_GOALS_MAX`` goals (then the memo keeps state codes)."""
+        memo = self.active_memo()
+        if memo is None or self.query_features.shape[0] > self.MEMO_ALL_GOALS_MAX:
+            return None
+        self._check_features(batch.features)
+        return memo.lookup(self, batch, self._all_pairs_of_features)
+
+    def _all_pairs_of_features(self, feats: torch.Tensor) -> torch.Tensor:
+        s = self.state_proj(self.trunk(feats))
+        g = self._goal_codes(slice(None))
+        # Bound the (rows, goals, hidden) temporary; chunks of whole multiples of MEMO_ROW_MULTIPLE rows keep
+        # every row's result independent of the batch (see layers.composition_free).
+        chunk = max(1, (1 << 22) // (g.shape[0] * g.shape[1] * MEMO_ROW_MULTIPLE)) * MEMO_ROW_MULTIPLE
+        parts = [self._pair_out(s[i : i + chunk].unsqueeze(1) + g.unsqueeze(0)) for i in range(0, s.shape[0], chunk)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
     def forward(self, batch: StateBatch, human_pos: torch.Tensor, goal_idx: torch.Tensor) -> torch.Tensor:
         """V_h^e for each row's (state, human position, goal index): (B,)."""
-        codes, inverse = self.unique_codes(batch)
-        s = self.gather(self.state_proj(codes), inverse)
-        rows = self.goal_offsets[human_pos] + goal_idx
-        if rows.shape[0] > self.query_features.shape[0]:
-            g = self._goal_codes(slice(None))[rows]
+        rows = self.goal_offsets.index_select(0, human_pos) + goal_idx
+        table = self._memo_table(batch)
+        if table is not None:
+            return table.gather(1, rows.unsqueeze(1)).squeeze(1)
+        s = self.gather(*self.state_values(batch))
+        if rows.shape[0] > self.query_features.shape[0] or self.active_memo() is not None:
+            g = self._all_goal_codes().index_select(0, rows)
         else:
             g = self._goal_codes(rows)
         return self._pair_out(s + g)
 
     def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
         """V_h^e for every goal of the human at position ``human_pos``: (B, G_h)."""
-        codes, inverse = self.unique_codes(batch)
         start = int(self.goal_offsets[human_pos])
-        g = self._goal_codes(slice(start, start + self.num_goals[human_pos]))
-        s = self.state_proj(codes)
+        stop = start + self.num_goals[human_pos]
+        table = self._memo_table(batch)
+        if table is not None:
+            return table[:, start:stop]
+        s, inverse = self.state_values(batch)
+        g = self._all_goal_codes()[start:stop]
         return self.gather(self._pair_out(s.unsqueeze(1) + g.unsqueeze(0)), inverse)
 
 
@@ -272,9 +331,7 @@ class XHNetwork(Phase2Network):
     ) -> None:
         super().__init__(state_dim, hidden_dim, num_hidden_layers, dropout)
         if len(total_weights) < 1 or min(total_weights) <= 0:
-            raise ValueError(
-                f"XHNetwork: need one positive total weight per human, got {list(total_weights)}"
-            )
+            raise ValueError(f"XHNetwork: need one positive total weight per human, got {list(total_weights)}")
         self.register_buffer("total_weights", torch.tensor([float(w) for w in total_weights]))
         self.head = nn.Linear(self.trunk_dim, len(total_weights))
         nn.init.constant_(self.head.bias, inverse_probability(init_fraction))
@@ -283,10 +340,12 @@ class XHNetwork(Phase2Network):
     def num_humans(self) -> int:
         return int(self.total_weights.shape[0])
 
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        return power_head(self.head(codes), self.total_weights)
+
     def forward_all(self, batch: StateBatch) -> torch.Tensor:
         """X_h of every human: (B, H)."""
-        codes, inverse = self.unique_codes(batch)
-        return self.gather(power_head(self.head(codes), self.total_weights), inverse)
+        return self.gather(*self.state_values(batch))
 
     def forward(self, batch: StateBatch, human_pos: torch.Tensor) -> torch.Tensor:
         """X_h of the human at ``human_pos[i]`` for row i: (B,)."""
@@ -303,9 +362,11 @@ class URNetwork(Phase2Network):
         self.head = nn.Linear(self.trunk_dim, 1)
         nn.init.constant_(self.head.bias, init)
 
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.head(codes).squeeze(-1)
+
     def forward(self, batch: StateBatch) -> torch.Tensor:
-        codes, inverse = self.unique_codes(batch)
-        return self.gather(self.head(codes).squeeze(-1), inverse)
+        return self.gather(*self.state_values(batch))
 
 
 class VRNetwork(Phase2Network):
@@ -318,9 +379,11 @@ class VRNetwork(Phase2Network):
         self.head = nn.Linear(self.trunk_dim, 1)
         nn.init.constant_(self.head.bias, inverse_negative(init))
 
+    def per_state(self, codes: torch.Tensor) -> torch.Tensor:
+        return negative_head(self.head(codes).squeeze(-1))
+
     def forward(self, batch: StateBatch) -> torch.Tensor:
-        codes, inverse = self.unique_codes(batch)
-        return self.gather(negative_head(self.head(codes).squeeze(-1)), inverse)
+        return self.gather(*self.state_values(batch))
 
 
 QRModel = QRNetwork | TabularQR
@@ -400,61 +463,19 @@ class Phase2Networks:
                 raise CheckpointError(f"network {name}: checkpoint does not fit ({first})") from None
 
 
-def goal_feature_tables(
-    world: NetworkWorld, goal_encoders: Mapping[int, GoalEncoder] | Sequence[GoalEncoder]
-) -> list[NDArray[np.float32]]:
-    """Goal feature table ``(G_h, d)`` per human position (GoalSet index order).
+def enable_state_memos(
+    modules: Iterable[nn.Module],
+    capacity: int = DEFAULT_MEMO_CAPACITY,
+    features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    refill: int = DEFAULT_MEMO_REFILL,
+) -> None:
+    """Enable the per-state memo (:meth:`Phase2Network.enable_state_memo`) on every neural network given.
 
-    ``goal_encoders`` is either a sequence in ``world.humans`` order or a mapping keyed by human agent index.
+    For frozen copies such as target networks; tabular modules are table lookups already and are skipped.
     """
-    encoders: list[GoalEncoder]
-    if isinstance(goal_encoders, Mapping):
-        missing = [h for h in world.humans if h not in goal_encoders]
-        if missing:
-            raise ValueError(f"goal encoders: none for human(s) {missing}")
-        encoders = [goal_encoders[h] for h in world.humans]
-    else:
-        encoders = list(goal_encoders)
-        if len(encoders) != len(world.humans):
-            raise ValueError(
-                f"goal encoders: expected {len(world.humans)} (one per human), got {len(encoders)}"
-            )
-    return [
-        np.asarray(enc.encode(list(world.goal_set(h).goals)), dtype=np.float32)
-        for h, enc in zip(world.humans, encoders, strict=True)
-    ]
-
-
-def _tables_by_position(
-    world: NetworkWorld, goal_features: Mapping[int, NDArray[np.float32]] | Sequence[NDArray[np.float32]]
-) -> list[NDArray[np.float32]]:
-    """Goal feature tables in ``world.humans`` order, from a sequence (in that order) or a mapping keyed by
-    human position (0..H-1) or by human agent index."""
-    n = len(world.humans)
-    if isinstance(goal_features, Mapping):
-        keys = set(goal_features)
-        if keys == set(range(n)):
-            tables = [goal_features[i] for i in range(n)]
-        elif keys == set(world.humans):
-            tables = [goal_features[h] for h in world.humans]
-        else:
-            raise ValueError(
-                f"goal_features: keys {sorted(keys)} are neither human positions 0..{n - 1} "
-                f"nor the human agent indices {list(world.humans)}"
-            )
-    else:
-        tables = list(goal_features)
-    if len(tables) != n:
-        raise ValueError(f"goal_features: expected {n} tables (one per human), got {len(tables)}")
-    out = []
-    for h, t in zip(world.humans, tables, strict=True):
-        arr = np.asarray(t, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[0] != len(world.goal_set(h)):
-            raise ValueError(
-                f"goal_features: human {h} needs a ({len(world.goal_set(h))}, d) table, got {arr.shape}"
-            )
-        out.append(arr)
-    return out
+    for m in modules:
+        if isinstance(m, Phase2Network):
+            m.enable_state_memo(capacity, features_of, refill)
 
 
 def build_networks(
@@ -488,7 +509,7 @@ def build_networks(
     backend = cfg.networks if backend is None else backend
     if backend not in ("neural", "tabular"):
         raise ConfigError(f"networks: must be 'neural' or 'tabular', got {backend!r}")
-    tables = _tables_by_position(world, goal_features)
+    tables = tables_by_position(world, goal_features)
     goal_sets = [world.goal_set(h) for h in world.humans]
     total_weights = [gs.total_weight for gs in goal_sets]
     x_init = float(np.clip(0.5 ** float(cfg.zeta), 1e-6, 1 - 1e-6))
@@ -532,6 +553,7 @@ __all__ = [
     "XHModel",
     "XHNetwork",
     "build_networks",
+    "enable_state_memos",
     "goal_feature_tables",
     "mlp_trunk",
 ]

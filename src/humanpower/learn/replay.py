@@ -57,9 +57,10 @@ class Transition:
     """Optional (``v_h_e_all_goals``): per human position i, per action a_i of that human, per flat robot action,
     the exact successor distribution ``((p, s'), ...)`` with every other human at its ``human_actions`` entry.
     None when the actor did not compute it."""
-    human_policies: tuple[NDArray[np.float64], ...] | None = None
-    """Optional (``v_h_e_all_goals``): per human position, pi_h(s, g) for every goal of its goal set, an array
-    of shape (G_h, num_actions). None when the actor did not compute it."""
+    human_policies: tuple[tuple[tuple[float, ...], ...], ...] | None = None
+    """Optional (``v_h_e_all_goals``): per human position, pi_h(s, g) for every goal of its goal set (G_h rows of
+    num_actions probabilities; tuples so that the record stays hashable and comparable). None when the actor
+    did not compute it."""
 
 
 class ReplayItem(Protocol):
@@ -170,9 +171,7 @@ class ReplayStorage(Generic[ItemT]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` snapshot; the capacity must match."""
         if int(state["capacity"]) != self.capacity:
-            raise ValueError(
-                f"replay capacity mismatch: snapshot {state['capacity']}, storage {self.capacity}"
-            )
+            raise ValueError(f"replay capacity mismatch: snapshot {state['capacity']}, storage {self.capacity}")
         items = state["items"]
         self.clear()
         for slot, item in enumerate(items):

@@ -58,7 +58,7 @@ class TabularTable(nn.Module):
     def rows(self, batch: StateBatch) -> torch.Tensor:
         """Raw table rows of the batch's states, (B, width)."""
         self.check_ids(batch.ids)
-        return self.table[batch.ids]
+        return self.table.index_select(0, batch.ids)  # several times faster than advanced indexing on the CPU
 
     def extra_repr(self) -> str:
         return f"max_states={self.max_states}, width={self.width}"

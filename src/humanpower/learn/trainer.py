@@ -131,13 +131,7 @@ class SyncTrainer:
         self.learner = make_learner(setup, cfg)
         world = setup.world
         self.episode_len = min(cfg.steps_per_episode, world.max_steps)
-        self.actor = Actor(
-            world,
-            setup.prior,
-            goal_resample_prob=cfg.goal_resample_prob,
-            steps_per_episode=self.episode_len,
-            seed=cfg.seed,
-        )
+        self.actor = Actor.from_config(world, setup.prior, cfg, seed=cfg.seed, steps_per_episode=self.episode_len)
         self.total_steps = 0
         self.episode = 0
         self.metrics: list[dict[str, Any]] = []

@@ -1,0 +1,143 @@
+"""The actor side of asynchronous training, independent of the backend that hosts it.
+
+:class:`ActorWorker` owns one :class:`~humanpower.learn.actor.Actor` (its own world copy and RNG streams) and the
+actor's copy of the robot policy. It answers :class:`~.protocol.CollectRequest` s with
+:class:`~.protocol.Chunk` s and adopts offered :class:`~.protocol.PolicyUpdate` s only at episode boundaries.
+The local backend runs it in a spawned process, the Ray backend in a Ray actor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from humanpower.learn.actor import ActingPolicy, Actor, ExplorationParams
+from humanpower.learn.distributed.protocol import ActorSpec, Chunk, CollectRequest, PolicyUpdate
+from humanpower.learn.encoding import StateBatch, StateEncoder
+from humanpower.learn.schedules import beta_r_at, epsilon_at
+from humanpower.worlds.protocol import State
+
+
+class NeuralPolicy:
+    """Acting with a neural Q_r outside the learner: encodes each state afresh (no id or feature cache, so a
+    long-running actor does not accumulate every state it ever visited)."""
+
+    def __init__(self, q_r: torch.nn.Module, encoder: StateEncoder, version: int) -> None:
+        self.q_r = q_r
+        self.encoder = encoder
+        self.version = version
+        self._zero = torch.zeros(1, dtype=torch.long)
+
+    def q_values(self, state: State) -> np.ndarray:
+        features = torch.from_numpy(np.asarray(self.encoder.encode([state]), dtype=np.float32))
+        batch = StateBatch(features=features, ids=self._zero, unique_rows=self._zero, inverse=self._zero)
+        with torch.no_grad():
+            return self.q_r(batch)[0].double().numpy()
+
+
+class TabularPolicy:
+    """Acting with a tabular Q_r outside the learner: states map to the learner's ids.
+
+    The table is indexed by the learner's state ids, so the actor mirrors the learner's id list (sent with each
+    update). A state the learner had not seen at publication gets the first id the learner had not assigned:
+    that row has never been trained, so it holds exactly the value the learner would give the state (its
+    initial value, after the same weight decay as every untouched row).
+    """
+
+    def __init__(self, q_r: torch.nn.Module, ids: dict[State, int], version: int) -> None:
+        self.q_r = q_r
+        self.ids = ids
+        self.version = version
+        self._unseen = len(ids)
+
+    def q_values(self, state: State) -> np.ndarray:
+        sid = self.ids.get(state, self._unseen)
+        batch = StateBatch(features=torch.zeros(1, 0), ids=torch.tensor([sid], dtype=torch.long))
+        with torch.no_grad():
+            return self.q_r(batch)[0].double().numpy()
+
+
+class PolicyMirror:
+    """The actor's copy of the learner's acting policy; changes only through :meth:`adopt`."""
+
+    def __init__(self, q_r: torch.nn.Module, encoder: StateEncoder, tabular: bool) -> None:
+        self.q_r = q_r.eval()
+        self.tabular = tabular
+        self.encoder = encoder
+        self.ids: dict[State, int] = {}
+        self.version = -1
+
+    def adopt(self, update: PolicyUpdate) -> ActingPolicy:
+        """Load ``update``'s weights into the actor's Q_r copy and return the frozen acting policy."""
+        # torch.tensor copies: arrays from Ray's object store are read-only views.
+        self.q_r.load_state_dict({k: torch.tensor(v) for k, v in update.weights.items()})
+        self.version = update.version
+        if not self.tabular:
+            return NeuralPolicy(self.q_r, self.encoder, update.version)
+        if update.states is None:
+            raise ValueError("tabular policy update without the learner's state ids")
+        # The learner's ids are append-only: extend the mirror with the states it has not seen yet.
+        for sid in range(len(self.ids), len(update.states)):
+            self.ids[update.states[sid]] = sid
+        return TabularPolicy(self.q_r, dict(self.ids), update.version)
+
+
+class ActorWorker:
+    """One actor: collects requested env steps with the newest adopted policy snapshot.
+
+    :meth:`offer` may be called from another thread (the Ray backend does); everything else from one thread.
+    """
+
+    def __init__(self, spec: ActorSpec, actor_id: int, incarnation: int, seed: int, update: PolicyUpdate) -> None:
+        world, prior, encoder = spec.build()
+        self.cfg = spec.cfg
+        self.actor_id = actor_id
+        self.incarnation = incarnation
+        self.actor = Actor.from_config(world, prior, spec.cfg, seed=seed, steps_per_episode=spec.episode_len)
+        self.mirror = PolicyMirror(spec.q_r, encoder, spec.cfg.networks == "tabular")
+        self.policy: ActingPolicy = self.mirror.adopt(update)
+        self._lock = threading.Lock()
+        self._pending: PolicyUpdate | None = None
+
+    def offer(self, update: PolicyUpdate) -> None:
+        """Keep ``update`` for the next episode boundary (an older one than already held is ignored)."""
+        with self._lock:
+            held = self._pending.version if self._pending is not None else self.mirror.version
+            if update.version > held:
+                self._pending = update
+
+    def _adopt_pending(self) -> None:
+        with self._lock:
+            update, self._pending = self._pending, None
+        if update is not None:
+            self.policy = self.mirror.adopt(update)
+
+    def collect(self, request: CollectRequest, at_boundary: Callable[[], None] | None = None) -> Chunk:
+        """Take ``request.num_steps`` env steps; ``at_boundary`` runs before each new episode (to receive updates)."""
+        t0 = time.perf_counter()
+        cfg, actor = self.cfg, self.actor
+        out = []
+        finished = 0
+        for i in range(request.num_steps):
+            if actor.episode_done:
+                if at_boundary is not None:
+                    at_boundary()
+                self._adopt_pending()
+                actor.begin_episode()
+            ticket = request.first_ticket + i
+            explore = ExplorationParams(beta_r=beta_r_at(ticket, cfg), epsilon=epsilon_at(ticket, cfg))
+            out.append(actor.step(self.policy, explore, ticket))
+            if actor.episode_done:
+                finished += 1
+        return Chunk(
+            actor_id=self.actor_id,
+            incarnation=self.incarnation,
+            request_id=request.request_id,
+            transitions=tuple(out),
+            episodes_finished=finished,
+            seconds=time.perf_counter() - t0,
+        )

@@ -1,0 +1,245 @@
+"""Building blocks of the neural backend that exist for speed: a cheaper CPU dropout and a per-state memo.
+
+* :class:`FastDropout` is ``nn.Dropout`` (same distribution, same module state) with a mask that costs a
+  fraction of torch's CPU Bernoulli kernel.
+* :class:`StateMemo` remembers a frozen network's per-state values by interned state id. A target network's
+  weights change only at its (infrequent) hard updates, and a state's feature row is a pure function of its id
+  (:class:`~humanpower.learn.encoding.Featurizer`), so between two updates every distinct state needs its trunk
+  evaluated once; later queries are table lookups. The memo notices any change of the weights by itself (it
+  fingerprints every parameter and buffer by storage and in-place version counter), so it can never serve a
+  value computed with other weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from humanpower.learn.encoding import StateBatch
+
+DEFAULT_MEMO_CAPACITY = 1 << 16
+DEFAULT_MEMO_REFILL = 4096
+MEMO_ROW_MULTIPLE = 32
+
+
+def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Inverted-dropout mask: independent entries, ``1 / (1 - p)`` with probability ``1 - p``, else 0.
+
+    Drawn from torch's default generator (so ``torch.manual_seed`` and a checkpointed ``torch.get_rng_state()``
+    reproduce it). The distribution of ``nn.Dropout``'s mask; on the CPU it is several times cheaper than torch's
+    Bernoulli kernel: for ``p == 0.5`` each entry is one bit of a stream of uniform random bytes, otherwise
+    ``uniform[0, 1) >= p``.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout_mask: p must be in [0, 1), got {p}")
+    scale = 1.0 / (1.0 - p)
+    if p == 0.5 and device.type == "cpu":
+        n = math.prod(shape)
+        packed = torch.empty((n + 7) // 8, dtype=torch.uint8).random_()  # each byte uniform on 0..255
+        bits = np.unpackbits(packed.numpy(), count=n).astype(np.float32)
+        bits *= np.float32(scale)
+        return torch.from_numpy(bits).view(shape).to(dtype)
+    return (torch.rand(shape, device=device) >= p).to(dtype) * scale
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` with the mask of :func:`dropout_mask` on the CPU (torch's own kernel elsewhere)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or self.inplace:
+            return F.dropout(x, self.p, True, self.inplace)
+        return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
+
+
+def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int, int], ...]:
+    """(identity, storage address, in-place version) of every parameter and buffer of ``module`` and its
+    submodules: changes whenever any weight is replaced, moved or modified in place (optimizer steps,
+    ``load_state_dict`` and ``copy_`` all bump the version counter)."""
+    out: list[tuple[int, int, int]] = []
+    stack = [module]
+    while stack:  # a plain walk: ~5x cheaper than module.parameters() + module.buffers()
+        m = stack.pop()
+        for t in (*m._parameters.values(), *m._buffers.values()):
+            if t is not None:
+                out.append((id(t), t.data_ptr(), t._version))
+        stack.extend(c for c in m._modules.values() if c is not None)
+    return tuple(out)
+
+
+def composition_free(compute: Callable[[torch.Tensor], torch.Tensor], feats: torch.Tensor) -> torch.Tensor:
+    """``compute(feats)``, evaluated on ``feats`` zero-padded to a multiple of ``MEMO_ROW_MULTIPLE`` rows.
+
+    Makes each row's result independent of which other rows share the call: CPU kernels pick different code
+    paths for very few rows (BLAS) and for the last ``n mod vector width`` elements (elementwise math), which
+    can change the last bit. With padded, row-wise computations a state's remembered value is bitwise the same
+    whatever batch computed it, so training stays exactly reproducible (and resumable) with a memo whose
+    contents depend on history.
+    """
+    n = feats.shape[0]
+    pad = (-n) % MEMO_ROW_MULTIPLE
+    if pad == 0:
+        return compute(feats)
+    return compute(torch.cat([feats, feats.new_zeros((pad, *feats.shape[1:]))]))[:n]
+
+
+class StateMemo:
+    """Per-state values of one network, keyed by interned state id, valid for one set of weights.
+
+    Args:
+        capacity: most states remembered; when full the memo is emptied at once and refilled.
+        features_of: optional feature source, interned state ids ``(N,)`` -> feature rows ``(N, dim)`` (e.g.
+            the learner's :class:`~humanpower.learn.encoding.Featurizer`). With it, a change of weights
+            recomputes the ``refill`` most recently added states in one batch right away instead of one small
+            batch per later lookup that meets them (a target network sees the same states again after its
+            update, so this turns many small evaluations into one large one).
+        refill: most states recomputed at a change of weights (0 = none).
+
+    :meth:`lookup` returns ``compute(features of the distinct uncached states)`` for every row of a batch, from
+    the memo where possible. ``compute`` must be a pure function of the features given the weights (eval mode,
+    no dropout); the memo is emptied whenever the weights' fingerprint differs from the one it was filled with.
+    """
+
+    def __init__(
+        self,
+        capacity: int = DEFAULT_MEMO_CAPACITY,
+        features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        refill: int = DEFAULT_MEMO_REFILL,
+    ) -> None:
+        if capacity < 1 or refill < 0:
+            raise ValueError(f"StateMemo: need capacity >= 1 and refill >= 0, got {capacity}, {refill}")
+        self.capacity = int(capacity)
+        self.features_of = features_of
+        self.refill = min(int(refill), self.capacity)
+        self.key: tuple[tuple[int, int, int], ...] | None = None
+        self.slot = torch.full((1024,), -1, dtype=torch.long)
+        self.values: torch.Tensor | None = None
+        self.row_ids = torch.empty(0, dtype=torch.long)
+        self.fill = 0
+        self.hits = 0
+        self.misses = 0
+        self.refilled = 0
+        self._extras: dict[str, torch.Tensor] = {}
+
+    def clear(self) -> None:
+        """Forget every value (the storage is kept)."""
+        self.slot.fill_(-1)
+        self.fill = 0
+        self._extras.clear()
+
+    def extra(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A state-independent value (e.g. goal codes) remembered under ``name`` for the same weights.
+
+        Valid for the weights seen by the latest :meth:`lookup`: call it after a lookup in the same forward.
+        """
+        value = self._extras.get(name)
+        if value is None:
+            value = self._extras[name] = compute()
+        return value
+
+    def _new_weights(
+        self, key: tuple[tuple[int, int, int], ...], compute: Callable[[torch.Tensor], torch.Tensor]
+    ) -> None:
+        """Forget the values of the old weights; recompute the most recent states if a feature source is set."""
+        recent = None
+        if self.features_of is not None and self.refill and self.fill and self.key is not None:
+            recent = self.row_ids[max(0, self.fill - self.refill) : self.fill].clone()
+        self.clear()
+        self.key = key
+        if recent is not None:
+            self._store(recent, composition_free(compute, self.features_of(recent)))  # type: ignore[misc]
+            self.refilled += int(recent.shape[0])
+
+    def lookup(
+        self, module: nn.Module, batch: StateBatch, compute: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """Per-row values ``(B, ...)`` of ``batch`` under ``module``'s current weights."""
+        ids = batch.ids
+        if self.slot.device != ids.device:
+            self.slot = self.slot.to(ids.device)
+            self.values = None
+            self.row_ids = self.row_ids.to(ids.device)
+            self.key = None
+            self.clear()
+        key = weights_fingerprint(module)
+        if key != self.key:
+            self._new_weights(key, compute)
+        if ids.numel() == 0:
+            return composition_free(compute, batch.features[:0])
+        top = int(ids.max()) + 1
+        if top > self.slot.shape[0]:
+            grown = torch.full((max(top, 2 * self.slot.shape[0]),), -1, dtype=torch.long, device=ids.device)
+            grown[: self.slot.shape[0]] = self.slot
+            self.slot = grown
+        slots = self.slot.index_select(0, ids)
+        missing = slots < 0
+        if not bool(missing.any()):
+            self.hits += int(ids.numel())
+            assert self.values is not None
+            return self.values.index_select(0, slots)
+        miss_rows = missing.nonzero().squeeze(1)
+        uniq, inverse = torch.unique(ids.index_select(0, miss_rows), return_inverse=True)
+        first = torch.empty(uniq.shape[0], dtype=torch.long, device=ids.device)
+        first.scatter_(0, inverse, miss_rows)  # one representative row per missing id
+        new = composition_free(compute, batch.features.index_select(0, first))
+        n = int(uniq.shape[0])
+        self.misses += n
+        self.hits += int(ids.numel()) - int(miss_rows.shape[0])
+        if n > self.capacity:  # cannot be remembered at once: answer directly
+            out = torch.empty((ids.shape[0], *new.shape[1:]), dtype=new.dtype, device=new.device)
+            out[miss_rows] = new[inverse]
+            hit_rows = (~missing).nonzero().squeeze(1)
+            if hit_rows.numel():
+                assert self.values is not None
+                out[hit_rows] = self.values[slots[hit_rows]]
+            return out
+        if self.fill + n > self.capacity:
+            self.clear()
+        self._store(uniq, new)
+        assert self.values is not None
+        return self.values.index_select(0, self.slot.index_select(0, ids))
+
+    def _store(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
+        """Append ``rows`` (values of the distinct, uncached ``ids``); fill + len(ids) <= capacity."""
+        top = int(ids.max()) + 1 if ids.numel() else 0
+        if top > self.slot.shape[0]:
+            grown = torch.full((max(top, 2 * self.slot.shape[0]),), -1, dtype=torch.long, device=ids.device)
+            grown[: self.slot.shape[0]] = self.slot
+            self.slot = grown
+        values = self.values
+        if values is None or values.shape[1:] != rows.shape[1:] or values.dtype != rows.dtype:
+            self.clear()
+            values = rows.new_empty((min(self.capacity, max(rows.shape[0], 1024)), *rows.shape[1:]))
+            self.row_ids = torch.empty(values.shape[0], dtype=torch.long, device=ids.device)
+        need = self.fill + rows.shape[0]
+        if need > values.shape[0]:
+            size = min(self.capacity, max(need, 2 * values.shape[0]))
+            grown_values = values.new_empty((size, *values.shape[1:]))
+            grown_values[: self.fill] = values[: self.fill]
+            values = grown_values
+            grown_ids = torch.empty(size, dtype=torch.long, device=ids.device)
+            grown_ids[: self.fill] = self.row_ids[: self.fill]
+            self.row_ids = grown_ids
+        values[self.fill : need] = rows
+        self.row_ids[self.fill : need] = ids
+        self.slot[ids] = torch.arange(self.fill, need, device=ids.device)
+        self.values = values
+        self.fill = need
+
+
+__all__ = [
+    "DEFAULT_MEMO_CAPACITY",
+    "DEFAULT_MEMO_REFILL",
+    "MEMO_ROW_MULTIPLE",
+    "FastDropout",
+    "StateMemo",
+    "composition_free",
+    "dropout_mask",
+    "weights_fingerprint",
+]

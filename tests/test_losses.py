@@ -1,0 +1,259 @@
+"""The learner's targets against the exact solver, and the actor / batch inputs they are built from.
+
+The central checks: with the tabular tables holding the *exact* solution, every target of (4), (6), (7) equals
+the exact value (the exact solution is a fixed point of the learner's updates). For the all-human-actions mode
+(``v_h_e_all_goals``) this holds transition by transition; for the default single target draw it holds in
+expectation over the draw, which is computed here by enumerating every (goal, human action) draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from humanpower.exact import solve
+from humanpower.learn.actor import Actor, ActorOptions, ExplorationParams
+from humanpower.learn.batch import TransitionCompiler, assemble_batch
+from humanpower.learn.config import Phase2Config
+from humanpower.learn.encoding import Featurizer, OneHotGoalEncoder, OneHotStateEncoder
+from humanpower.learn.losses import LossParams, log_policy_loss, phase2_losses, regression_loss
+from humanpower.learn.networks import Phase2Networks, build_networks
+from humanpower.learn.replay import Transition
+from humanpower.learn.target_nets import TargetNetwork
+from humanpower.params import TheoryParams
+from humanpower.worlds.protocol import compose_joint_action, num_robot_actions
+from humanpower.worlds.tabular import NodeGoal, TabularWorld, random_tabular_world
+
+ALL = frozenset({"v_h_e", "x_h", "q_r"})
+
+
+# -- the loss functions ---------------------------------------------------------------------------------------
+def test_duplicate_averaging_moves_each_entry_to_its_mean_target() -> None:
+    table = torch.nn.Parameter(torch.tensor([0.2, 0.8]))
+    keys = torch.tensor([0, 0, 1])
+    pred = table[keys]
+    target = torch.tensor([0.5, 0.9, 0.0])
+    regression_loss(pred, target, keys).backward()
+    with torch.no_grad():
+        table -= 1.0 * table.grad  # one SGD step with lr 1
+    # entry 0 <- mean(0.5, 0.9) = 0.7; entry 1 <- 0.0
+    assert torch.allclose(table, torch.tensor([0.7, 0.0]))
+
+
+def test_log_policy_loss_hand_computed_and_scale_invariant() -> None:
+    pred = torch.tensor([[-1.0, -2.0]])
+    target = torch.tensor([[-2.0, -2.0]])
+    # e = (log 1/2, 0): level term (log(1/2) / 2)^2, policy term beta^2 * mean((+-log(1/2) / 2)^2)
+    half = (np.log(0.5) / 2) ** 2
+    assert float(log_policy_loss(pred, target, 10.0)) == pytest.approx(half + 100 * half, rel=1e-5)
+    assert float(log_policy_loss(7e-10 * pred, 7e-10 * target, 10.0)) == pytest.approx(101 * half, rel=1e-4)
+    # a common factor on every action of a state is only a level error: the policy term vanishes
+    assert float(log_policy_loss(2 * target, target, 10.0)) == pytest.approx(np.log(2) ** 2, rel=1e-5)
+    # the level weight scales the level term only
+    weight = torch.tensor([0.25])
+    assert float(log_policy_loss(2 * target, target, 10.0, weight)) == pytest.approx(0.25 * np.log(2) ** 2, rel=1e-5)
+    assert float(log_policy_loss(pred, target, 10.0, weight)) == pytest.approx(0.25 * half + 100 * half, rel=1e-5)
+
+
+# -- a small stochastic world with the exact solution in the tables -------------------------------------------
+PARAMS = TheoryParams(beta_r=5.0, gamma_r=0.9, gamma_h=0.9, zeta=2.0, xi=1.0, eta=1.1, beta_h=3.0)
+
+
+@pytest.fixture(scope="module")
+def setting() -> tuple[TabularWorld, object, Phase2Config]:
+    world = random_tabular_world(
+        seed=5,
+        num_nodes=5,
+        num_humans=1,
+        num_robots=2,
+        num_actions=2,
+        max_steps=3,
+        stochastic_fraction=0.6,
+        weighted_goals=True,
+    )
+    sol = solve(world, PARAMS, human_prior="exact")
+    cfg = Phase2Config(networks="tabular", **PARAMS.to_dict())
+    return world, sol, cfg
+
+
+def _exact_tables(world: TabularWorld, sol: object, cfg: Phase2Config) -> tuple[Featurizer, Phase2Networks]:
+    """Tabular networks holding the exact solution, state ids = solution ids."""
+    s: object = sol
+    states = s.states  # type: ignore[attr-defined]
+    featurizer = Featurizer(OneHotStateEncoder(world, states), "cpu")
+    assert list(featurizer.intern(states)) == list(range(len(states)))
+    goals = [OneHotGoalEncoder(world.goal_set(h).goals) for h in world.humans]
+    feats = [enc.encode(list(world.goal_set(h).goals)) for h, enc in zip(world.humans, goals, strict=True)]
+    nets = build_networks(world, cfg, featurizer.dim, feats, "tabular", max_states=len(states))
+    terminal = torch.as_tensor(s.terminal)  # type: ignore[attr-defined]
+    with torch.no_grad():
+        q = torch.as_tensor(s.q_r, dtype=torch.float32)  # type: ignore[attr-defined]
+        nets.q_r.table.copy_(torch.where(terminal.unsqueeze(1), torch.full_like(q, -1.0), q))
+        nets.x_h.table.copy_(torch.as_tensor(s.x_h, dtype=torch.float32))  # type: ignore[attr-defined]
+        v = torch.cat([torch.as_tensor(x, dtype=torch.float32) for x in s.v_h_e], dim=1)  # type: ignore[attr-defined]
+        nets.v_h_e.table.copy_(v)
+    return featurizer, nets
+
+
+def _actor_transition(world: TabularWorld, prior: object, state: object, options: ActorOptions) -> Transition:
+    actor = Actor(world, prior, goal_resample_prob=0.0, steps_per_episode=10, seed=1, options=options)  # type: ignore[arg-type]
+    actor.begin_episode()
+    actor.state = state
+    return actor.step(None, ExplorationParams(beta_r=0.0, epsilon=0.0), 0)
+
+
+def _targets(
+    batch_items: list, world: TabularWorld, featurizer: Featurizer, nets: Phase2Networks, p: LossParams
+) -> dict[str, torch.Tensor]:
+    """Run phase2_losses and recover each table's per-entry mean target as ``entry - gradient``."""
+    batch = assemble_batch(batch_items, featurizer, num_robot_actions(world), torch.device("cpu"))
+    tgt = {name: TargetNetwork(m, 1) for name, m in nets.named().items()}
+    for m in nets.named().values():
+        m.zero_grad(set_to_none=True)
+    goal_sets = [world.goal_set(h) for h in world.humans]
+    losses = phase2_losses(batch, batch.states(), nets, tgt, goal_sets, p, np.random.default_rng(0))
+    out = {}
+    for name, loss in losses.items():
+        module = nets.named()[name]
+        loss.backward()
+        out[name] = (module.table - module.table.grad).detach()  # type: ignore[operator]
+    return out
+
+
+def test_exact_solution_is_a_fixed_point_of_the_all_goals_targets(setting) -> None:  # type: ignore[no-untyped-def]
+    world, sol, cfg = setting
+    featurizer, nets = _exact_tables(world, sol, cfg)
+    compiler = TransitionCompiler(world, featurizer)
+    ids = np.flatnonzero(~sol.terminal)
+    items = [
+        compiler(_actor_transition(world, sol.prior, sol.states[i], ActorOptions(all_human_actions=True))) for i in ids
+    ]
+    p = LossParams.from_config(cfg.replace(x_h_all_goals=True), beta_r=cfg.beta_r, active=ALL, average_duplicates=True)
+    got = _targets(items, world, featurizer, nets, p)
+    assert torch.allclose(got["v_h_e"][ids], torch.as_tensor(sol.v_h_e[0][ids], dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(got["q_r"][ids], torch.as_tensor(sol.q_r[ids], dtype=torch.float32), rtol=1e-4)
+    assert torch.allclose(got["x_h"][ids], torch.as_tensor(sol.x_h[ids], dtype=torch.float32), rtol=1e-4)
+    # and the check can fail: a wrong successor value moves the targets of its predecessors
+    with torch.no_grad():
+        nets.v_h_e.table[int(ids[-1])] += 0.3
+    moved = _targets(items, world, featurizer, nets, p)
+    assert not torch.allclose(moved["v_h_e"][ids], torch.as_tensor(sol.v_h_e[0][ids], dtype=torch.float32), atol=1e-3)
+
+
+def test_single_draw_targets_are_exact_in_expectation(setting) -> None:  # type: ignore[no-untyped-def]
+    """E over the target draw (goal ~ w/W, a_h ~ pi_h(s, g)) of the (6) and (4) targets = the exact values."""
+    world, sol, cfg = setting
+    featurizer, nets = _exact_tables(world, sol, cfg)
+    compiler = TransitionCompiler(world, featurizer)
+    gs = world.goal_set(world.humans[0])
+    p = LossParams.from_config(cfg, beta_r=cfg.beta_r, active=frozenset({"v_h_e", "q_r"}), average_duplicates=True)
+    a_r = num_robot_actions(world)
+    for sid in np.flatnonzero(~sol.terminal)[::2]:
+        state = sol.states[sid]
+        q_mean = np.zeros(a_r)
+        for g, w in enumerate(gs.probabilities):
+            pi = sol.prior.action_distribution(state, world.humans[0], gs.goals[g])
+            v_mean = 0.0
+            for a, pa in enumerate(pi):
+                succ = tuple(
+                    tuple(world.transition_probabilities(state, compose_joint_action(world, (a,), r)))
+                    for r in range(a_r)
+                )
+                t = Transition(state, (g,), (a,), 0, succ[0][0][1], succ, 0, -1, 0.0, 0)
+                got = _targets([compiler(t)], world, featurizer, nets, p)
+                v_mean += pa * float(got["v_h_e"][sid, g])
+                q_mean += w * pa * got["q_r"][sid].double().numpy()
+            assert v_mean == pytest.approx(sol.v_h_e[0][sid, g], abs=1e-5)
+        np.testing.assert_allclose(q_mean, sol.q_r[sid], rtol=1e-4)
+
+
+# -- batch compilation ----------------------------------------------------------------------------------------
+def test_terminal_flags_are_right_beyond_the_first_id_block() -> None:
+    """Regression: growing the flag arrays must not copy old flags into new ids (np.resize repeats them)."""
+    n = 1100
+    world = TabularWorld(
+        n,
+        lambda node, joint: [(1.0, node)],
+        humans=[0],
+        robots=[1],
+        num_actions=1,
+        max_steps=2,
+        goals={0: [NodeGoal("all", frozenset(range(n)))]},
+    )
+    order = [(0, k) for k in range(n)]
+    order[5], order[1029] = (1, 5), (2, 5)  # id 5 non-terminal, id 1029 terminal
+    order.append((0, 5))
+    featurizer = Featurizer(OneHotStateEncoder(world, order), "cpu")
+    featurizer.intern(order)
+    compiler = TransitionCompiler(world, featurizer)
+
+    def transition(state: tuple[int, int]) -> Transition:
+        succ = (tuple(world.transition_probabilities(state, (0, 0))),)
+        return Transition(state, (0,), (0,), 0, succ[0][0][1], succ, 0, -1, 0.0, 0)
+
+    assert not compiler(transition((0, 5))).edge_terminal[0]  # successor (1, 5), id 5
+    assert compiler(transition((1, 5))).edge_terminal[0]  # successor (2, 5), id 1029
+
+
+# -- the actor ------------------------------------------------------------------------------------------------
+def test_all_human_actions_successors_and_policies(setting) -> None:  # type: ignore[no-untyped-def]
+    world, sol, _ = setting
+    h = world.humans[0]
+    t = _actor_transition(world, sol.prior, sol.states[3], ActorOptions(all_human_actions=True))
+    assert t.human_successors is not None and t.human_policies is not None
+    assert t.human_successors[0][t.human_actions[0]] is t.successors
+    for a, per_robot in enumerate(t.human_successors[0]):
+        for r, dist in enumerate(per_robot):
+            assert list(dist) == world.transition_probabilities(sol.states[3], compose_joint_action(world, (a,), r))
+    gs = world.goal_set(h)
+    for g, goal in enumerate(gs.goals):
+        np.testing.assert_allclose(t.human_policies[0][g], sol.prior.action_distribution(sol.states[3], h, goal))
+
+
+def test_exploring_episodes_cover_every_state_and_keep_their_length(setting) -> None:  # type: ignore[no-untyped-def]
+    world, sol, _ = setting
+    actor = Actor(
+        world,
+        sol.prior,
+        goal_resample_prob=0.01,
+        steps_per_episode=3,
+        seed=2,  # type: ignore[arg-type]
+        options=ActorOptions(exploring_starts_prob=1.0),
+    )
+    visited: dict[object, int] = {}
+    for _ in range(60):
+        actor.begin_episode()
+        n = 0
+        while not actor.episode_done:
+            t = actor.step(None, ExplorationParams(0.0, 0.0), 0)
+            assert not world.is_terminal(t.state)
+            visited[t.state] = visited.get(t.state, 0) + 1
+            n += 1
+        assert n == 3
+    nonterminal = {sol.states[i] for i in np.flatnonzero(~sol.terminal)}
+    assert actor.pool_size == len(nonterminal)
+    assert set(visited) == nonterminal  # least-visited starts reach every state
+    assert min(visited.values()) >= 0.25 * 180 / len(nonterminal)
+
+
+def test_actor_state_dict_continues_exactly(setting) -> None:  # type: ignore[no-untyped-def]
+    world, sol, _ = setting
+    opts = ActorOptions(all_human_actions=True, exploring_starts_prob=0.5)
+
+    def run(actor: Actor, steps: int) -> list[tuple[object, object, int]]:
+        out = []
+        for _ in range(steps):
+            if actor.episode_done:
+                actor.begin_episode()
+            t = actor.step(None, ExplorationParams(0.0, 0.0), 0)
+            out.append((t.state, t.next_state, t.robot_action))
+        return out
+
+    a = Actor(world, sol.prior, goal_resample_prob=0.1, steps_per_episode=3, seed=4, options=opts)  # type: ignore[arg-type]
+    run(a, 20)
+    saved = a.state_dict()
+    expected = run(a, 20)
+    b = Actor(world, sol.prior, goal_resample_prob=0.1, steps_per_episode=3, seed=99, options=opts)  # type: ignore[arg-type]
+    b.load_state_dict(saved)
+    assert run(b, 20) == expected

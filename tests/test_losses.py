@@ -257,3 +257,31 @@ def test_actor_state_dict_continues_exactly(setting) -> None:  # type: ignore[no
     b = Actor(world, sol.prior, goal_resample_prob=0.1, steps_per_episode=3, seed=99, options=opts)  # type: ignore[arg-type]
     b.load_state_dict(saved)
     assert run(b, 20) == expected
+
+
+@pytest.mark.parametrize("networks", ["neural", "tabular"])
+def test_resume_with_the_accuracy_options_is_exact(tmp_path, networks: str) -> None:  # type: ignore[no-untyped-def]
+    """The exploring-starts pool and visit counts are part of the checkpoint: resuming equals running straight."""
+    from humanpower.api import build_setup
+    from humanpower.learn.trainer import SyncTrainer
+    from humanpower.worlds.grid.library import load_world
+
+    cfg = Phase2Config(
+        networks=networks, num_episodes=8, steps_per_episode=10, batch_size=16, buffer_size=500,
+        warmup_v_h_e_steps=5, warmup_x_h_steps=5, warmup_q_r_steps=5, beta_r_rampup_steps=20,
+        epsilon_decay_steps=50, hidden_dim=16, checkpoint_every_episodes=4, log_every_episodes=100,
+        v_h_e_all_goals=True, x_h_all_goals=True, exploring_starts_prob=0.7, q_r_loss="log",
+        probability_loss="bce", clear_buffer_at_rampup=False,
+    )  # fmt: skip
+    setup = build_setup(load_world("trivial"), cfg, reference=False)
+    straight = SyncTrainer(setup, cfg, tmp_path / "a", progress=False)
+    straight.train()
+    SyncTrainer(setup, cfg.replace(num_episodes=4), tmp_path / "b", progress=False).train()
+    resumed = SyncTrainer(setup, cfg, tmp_path / "b", progress=False)
+    resumed.train(resume=True)
+    assert straight.actor.pool_size > 50
+    assert resumed.total_steps == straight.total_steps == 80
+    for name, module in straight.learner.nets.named().items():
+        other = resumed.learner.nets.named()[name].state_dict()
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, other[key], rtol=0, atol=0, msg=f"{name}.{key}")

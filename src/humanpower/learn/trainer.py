@@ -179,14 +179,18 @@ class SyncTrainer:
             )
             self.run.write_status(episode=self.episode)
 
-    # -- the loop -------------------------------------------------------------------------------------------
-    def train(self, *, resume: bool = False) -> TrainResult:
-        cfg, learner, actor = self.cfg, self.learner, self.actor
+    def _open_run(self, resume: bool) -> None:
+        """Resume from the run folder's newest checkpoint, or initialise a new run folder (if any)."""
         if self.run is not None:
             if resume:
                 self.resume()
             else:
                 self._init_run_folder()
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def train(self, *, resume: bool = False) -> TrainResult:
+        cfg, learner, actor = self.cfg, self.learner, self.actor
+        self._open_run(resume)
         budget = cfg.num_episodes * self.episode_len
         logger = RunLogger(self.run.root if self.run else None, budget, self.total_steps, self.progress)
         stop = _StopFlag()

@@ -168,11 +168,7 @@ class AsyncTrainer(SyncTrainer):
         if cfg.backend == "ray":
             import_ray()  # a missing optional dependency is reported before the run folder is touched
         spec = self._spec()
-        if self.run is not None:
-            if resume:
-                self.resume()
-            else:
-                self._init_run_folder()
+        self._open_run(resume)
         budget = cfg.num_episodes * self.episode_len
         self._crashes_before = len(self.crashes)
         scheduler = RequestScheduler(

@@ -14,6 +14,7 @@ from humanpower.learn.config import Phase2Config, config_reference_markdown, fie
 from humanpower.params import TheoryParams
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "src" / "humanpower" / "configs"
 
 
 def test_defaults_and_theory() -> None:
@@ -114,7 +115,7 @@ def test_yaml_errors(tmp_path: Path) -> None:
     bad_key = tmp_path / "k.yaml"
     bad_key.write_text("seed: 1\nnum_episode: 5\n")
     with pytest.raises(
-        ConfigError, match=r"k\.yaml: unknown key 'num_episode' \(did you mean 'num_episodes'"
+        ConfigError, match=r"k\.yaml:2: unknown key 'num_episode' \(did you mean 'num_episodes'"
     ):
         Phase2Config.from_yaml(bad_key)
     syntax = tmp_path / "s.yaml"
@@ -123,7 +124,7 @@ def test_yaml_errors(tmp_path: Path) -> None:
         Phase2Config.from_yaml(syntax)
     bad_value = tmp_path / "v.yaml"
     bad_value.write_text("batch_size: 100\nbuffer_size: 10\n")
-    with pytest.raises(ConfigError, match=r"v\.yaml: batch_size: must be <= buffer_size \(100 > 10\)"):
+    with pytest.raises(ConfigError, match=r"v\.yaml:1: batch_size: must be <= buffer_size \(100 > 10\)"):
         Phase2Config.from_yaml(bad_value)
     not_mapping = tmp_path / "l.yaml"
     not_mapping.write_text("- 1\n- 2\n")
@@ -224,3 +225,74 @@ def test_shipped_configs_load(name: str) -> None:
         assert c.steps_per_episode == 10
         assert c.networks == name.split("-")[1]
         assert c.warmup_env_steps < c.total_env_steps / 2
+
+
+def test_binary_config_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_bytes(b"seed: 1\n\xff\xfe\x00\x81garbage")
+    with pytest.raises(ConfigError, match=r"b\.yaml: not a UTF-8 text file \(byte 0xff at offset 8\)"):
+        Phase2Config.from_yaml(path)
+    control = tmp_path / "c.yaml"
+    control.write_bytes(b"seed: 1\nbatch_size: \x00\x01\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: YAML error: ") as info:
+        Phase2Config.from_yaml(control)
+    assert "\n" not in str(info.value)
+
+
+def test_duplicate_config_keys_are_refused_with_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text("seed: 1\nbatch_size: 8\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"d\.yaml:3: YAML syntax error: duplicate key 'seed'"):
+        Phase2Config.from_yaml(path)
+
+
+@pytest.mark.parametrize("spelling", ["none", "None", "NONE", "null", "~"])
+def test_yaml_none_means_null_for_optional_fields(tmp_path: Path, spelling: str) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(f"x_h_batch_size: {spelling}\nmax_policy_lag: {spelling}\nray_address: {spelling}\n")
+    c = Phase2Config.from_yaml(path)
+    assert c.x_h_batch_size is None and c.max_policy_lag is None and c.ray_address is None
+    required = tmp_path / "r.yaml"
+    required.write_text("batch_size: none\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml:1: batch_size: must be an integer, got 'none'"):
+        Phase2Config.from_yaml(required)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"beta_r": 1e308}, r"beta_r: must be <= 1e\+06, got 1e\+308 \(larger values overflow"),
+        ({"beta_h": 1e7}, r"beta_h: must be <= 1e\+06"),
+        ({"torch_threads": 100_000}, r"torch_threads: must be <= 256, got 100000"),
+        ({"memory_limit_gb": 0.0}, r"memory_limit_gb: must be > 0"),
+        ({"buffer_size": 10**12}, r"buffer_size: the replay buffer \(1000000000000 slots.* needs about 24 TB, "
+         r"more than the memory limit of 2 GB"),
+        ({"hidden_dim": 100_000}, r"hidden_dim: 3 networks of 2 hidden layers x 100000 units .* needs about 2.4 TB"),
+        ({"networks": "tabular", "tabular_max_states": 10**11}, r"tabular_max_states: .* needs about"),
+        ({"exploring_starts_prob": 0.5, "exploring_starts_pool": 10**9, "num_episodes": 10**9},
+         r"exploring_starts_pool: the exploring-starts pool \(1000000000 states\) needs about 200 GB"),
+        ({"async_training": True, "num_actors": 100}, r"num_actors: 100 actor processes needs about 15 GB"),
+    ],
+)
+def test_sizes_are_refused_up_front_with_an_estimate(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Phase2Config(**overrides)  # type: ignore[arg-type]
+
+
+def test_memory_limit_can_be_raised_explicitly() -> None:
+    big = {"async_training": True, "num_actors": 20}
+    with pytest.raises(ConfigError, match="num_actors: .* memory limit of 2 GB"):
+        Phase2Config(**big)  # type: ignore[arg-type]
+    assert Phase2Config(**big, memory_limit_gb=4.0).num_actors == 20  # type: ignore[arg-type]
+    assert Phase2Config(hidden_dim=4096, memory_limit_gb=100).hidden_dim == 4096
+
+
+def test_default_and_bundled_configs_fit_the_default_memory_limit() -> None:
+    from humanpower.learn.config import memory_estimates
+    from humanpower.limits import memory_limit_bytes
+
+    configs = [Phase2Config()] + [Phase2Config.from_yaml(p) for p in sorted(BUNDLED.glob("*.yaml"))]
+    assert len(configs) > 1
+    for c in configs:
+        for _, _, estimate in memory_estimates(c):
+            assert estimate < memory_limit_bytes(c.memory_limit_gb) / 10

@@ -18,7 +18,7 @@ import re
 import sys
 import textwrap
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,26 @@ from typing import Any
 import yaml
 
 from humanpower.errors import ConfigError
+from humanpower.limits import (
+    ACTOR_PROCESS_BYTES,
+    DEFAULT_MEMORY_LIMIT_GB,
+    NETWORK_COPIES,
+    PARAM_BYTES,
+    REPLAY_ITEM_BYTES,
+    REPLAY_SLOT_BYTES,
+    STATE_BYTES,
+    TABULAR_MIN_WIDTH,
+    TORCH_THREADS_MAX,
+    memory_refusal,
+    theory_magnitude_error,
+)
 from humanpower.learn.config_tools import (
     check_type,
     coerce_yaml_value,
     dataclass_field_docs,
     markdown_table,
     parse_flag_overrides,
+    read_flat_yaml,
     suggest,
 )
 from humanpower.params import ParameterError, TheoryParams
@@ -81,7 +95,11 @@ class Phase2Config:
     """Human policy prior: auto (exact when the world is small enough, else heuristic), exact, heuristic or
     uniform."""
     torch_threads: int = 1
-    """Intra-op CPU threads torch may use (torch.set_num_threads); >= 1."""
+    """Intra-op CPU threads torch may use (torch.set_num_threads); >= 1 and <= 256."""
+    memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
+    """Memory budget in GB (10^9 bytes): a config whose replay buffer, networks, tabular tables, exploring-starts
+    pool or actor processes need more (by a lower-bound estimate) is refused with the estimate; raise it on a
+    machine with more memory; > 0."""
 
     # --- episodes ---
     num_episodes: int = 10_000
@@ -265,6 +283,7 @@ class Phase2Config:
         except ParameterError as exc:
             raise ConfigError(str(exc)) from None
         _validate(self)
+        _validate_limits(self)
 
     # --- derived values ---
     @property
@@ -314,40 +333,40 @@ class Phase2Config:
         return text
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Phase2Config:
-        """Build from a flat dict; unknown keys raise :class:`ConfigError` naming the key and ``source``."""
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "config", lines: Mapping[str, int] | None = None
+    ) -> Phase2Config:
+        """Build from a flat dict; errors raise :class:`ConfigError` naming ``source`` and the field.
+
+        ``lines`` (``{key: line}``, from a file) adds the line of the offending key: ``FILE:LINE: field: ...``.
+        """
+        lines = lines or {}
+
+        def where(key: str | None) -> str:
+            return f"{source}:{lines[key]}" if key is not None and key in lines else source
+
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:
-                raise ConfigError(f"{source}: unknown key {key!r}{suggest(str(key), known)}")
+                raise ConfigError(f"{where(str(key))}: unknown key {key!r}{suggest(str(key), known)}")
         hints = _type_hints()
-        values = {key: coerce_yaml_value(key, value, hints[key]) for key, value in data.items()}
         try:
+            values = {key: coerce_yaml_value(key, value, hints[key]) for key, value in data.items()}
             return cls(**values)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+            field = str(exc).split(":", 1)[0]
+            raise ConfigError(f"{where(field if field in data else None)}: {exc}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Phase2Config:
-        """Load a flat YAML config; missing keys take defaults. Errors name the file (and line)."""
+        """Load a flat YAML config; missing keys take defaults. Errors name the file (and line).
+
+        Binary files, YAML syntax errors, duplicate keys and non-mapping documents are refused
+        (:func:`~humanpower.learn.config_tools.read_flat_yaml`).
+        """
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read config file ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-            raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: YAML error: {exc}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
-        return cls.from_dict(data, source=str(p))
+        data, lines = read_flat_yaml(p)
+        return cls.from_dict(data, source=str(p), lines=lines)
 
     def replace(self, **overrides: Any) -> Phase2Config:
         """A copy with some fields changed (validated again); unknown names raise :class:`ConfigError`."""
@@ -459,6 +478,68 @@ def _validate(c: Phase2Config) -> None:
         )
 
 
+def memory_estimates(c: Phase2Config) -> list[tuple[str, str, float]]:
+    """``(field, what, bytes)`` lower-bound estimates of the allocations that grow with a config value.
+
+    World-independent: each counts only what the named value allocates by itself (see :mod:`humanpower.limits`
+    for the byte counts), so a world adds to them but never makes them smaller.
+    """
+    stored = min(c.buffer_size, c.total_env_steps)
+    out = [
+        (
+            "buffer_size",
+            f"the replay buffer ({c.buffer_size} slots, up to {stored} transitions stored)",
+            c.buffer_size * REPLAY_SLOT_BYTES + stored * REPLAY_ITEM_BYTES,
+        )
+    ]
+    if c.networks == "neural":
+        networks = 3 + int(c.u_r_use_network) + int(c.v_r_use_network)
+        per_net = (c.num_hidden_layers - 1) * c.hidden_dim**2 + 2 * c.hidden_dim
+        out.append(
+            (
+                "hidden_dim",
+                f"{networks} networks of {c.num_hidden_layers} hidden layers x {c.hidden_dim} units "
+                f"(parameters, target copies and Adam moments)",
+                float(networks * per_net * NETWORK_COPIES * PARAM_BYTES),
+            )
+        )
+    else:
+        out.append(
+            (
+                "tabular_max_states",
+                f"the tabular tables ({c.tabular_max_states} rows each)",
+                float(3 * c.tabular_max_states * TABULAR_MIN_WIDTH * PARAM_BYTES * 3),
+            )
+        )
+    if c.exploring_starts_prob > 0:
+        pool = min(c.exploring_starts_pool, c.total_env_steps)
+        out.append(("exploring_starts_pool", f"the exploring-starts pool ({pool} states)", pool * STATE_BYTES))
+    if c.async_training:
+        out.append(
+            ("num_actors", f"{c.num_actors} actor processes", float(c.num_actors * ACTOR_PROCESS_BYTES))
+        )
+    return out
+
+
+def _validate_limits(c: Phase2Config) -> None:
+    """Magnitude limits (:mod:`humanpower.limits`): theory exponents, threads and the memory budget."""
+    for name in _THEORY_NAMES:
+        reason = theory_magnitude_error(name, getattr(c, name))
+        if reason is not None:
+            raise ConfigError(f"{name}: {reason}")
+    if c.torch_threads > TORCH_THREADS_MAX:
+        raise ConfigError(
+            f"torch_threads: must be <= {TORCH_THREADS_MAX}, got {c.torch_threads} (more threads than cores "
+            f"only slow a run down)"
+        )
+    if not c.memory_limit_gb > 0:
+        raise ConfigError(f"memory_limit_gb: must be > 0, got {c.memory_limit_gb!r}")
+    for name, what, estimate in memory_estimates(c):
+        refusal = memory_refusal(what, estimate, c.memory_limit_gb, "memory_limit_gb")
+        if refusal is not None:
+            raise ConfigError(f"{name}: {refusal}")
+
+
 # --- command-line overrides and documentation ---------------------------------------------------------
 
 
@@ -488,8 +569,15 @@ def config_reference_markdown() -> str:
         "",
         "Generated from `src/humanpower/learn/config.py` by `python -m humanpower.learn.config --markdown`;",
         "do not edit by hand. Set values in a flat YAML file (`Phase2Config.from_yaml`) or override them on",
-        "the command line as `--key-name value` (booleans: true/false/yes/no/1/0; optional fields: `none`).",
-        "Env steps count environment transitions; training steps count gradient updates.",
+        "the command line as `--key-name value` (booleans: true/false/yes/no/1/0; optional fields: `none`,",
+        "in YAML also `null` or `~`). Duplicate keys, unknown keys and files that are not UTF-8 text are",
+        "refused with the file and line. Env steps count environment transitions; training steps count",
+        "gradient updates.",
+        "",
+        "Sizes are checked up front: a config whose replay buffer, networks, tabular tables, exploring-starts",
+        "pool or actor processes need more than `memory_limit_gb` (2 GB by default) by a lower-bound estimate",
+        "is refused with one line naming the field and the estimate (byte counts in `humanpower.limits`);",
+        "`torch_threads` is at most 256 and `beta_r`, `beta_h` at most 1e6 (larger values overflow).",
         "",
         *markdown_table(field_docs()),
     ]

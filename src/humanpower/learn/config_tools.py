@@ -16,7 +16,10 @@ import textwrap
 import types
 import typing
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from humanpower.errors import ConfigError
 
@@ -65,14 +68,90 @@ def check_type(name: str, value: Any, tp: Any) -> Any:
 
 
 def coerce_yaml_value(name: str, value: Any, tp: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string; accept such strings for float fields."""
-    base, _ = split_optional(tp)
+    """YAML spellings the config accepts beyond plain YAML types.
+
+    YAML 1.1 reads ``1e-3`` (no dot) as a string: such strings are accepted for float fields. ``none`` (any
+    case; the spelling of the command line and of the docs' default column) means null for optional fields.
+    """
+    base, optional = split_optional(tp)
+    if optional and isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
     if base is float and isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             raise ConfigError(f"{name}: must be {type_phrase(tp)}, got {value!r}") from None
     return value
+
+
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict | set):
+                continue  # unhashable: PyYAML itself refuses it below with its line
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """The root node and the constructed document (duplicate keys refused); YAML errors propagate."""
+    loader = _DuplicateKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_flat_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """Read a flat YAML mapping: ``({key: value}, {key: line})``; ``{}`` for an empty file.
+
+    Every problem raises :class:`ConfigError` with one line starting ``FILE`` or ``FILE:LINE``: an unreadable
+    file, bytes that are not UTF-8 text (a binary file), YAML syntax errors, duplicate keys, a document that is
+    not a mapping, keys that are not names.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at offset {exc.start}); a config is "
+            f"a YAML text file"
+        ) from None
+    try:
+        node, data = _compose_and_construct(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {_one_line(exc.problem or exc)}") from None
+    except yaml.YAMLError as exc:  # e.g. a reader error: control characters in the text
+        raise ConfigError(f"{path}: YAML error: {_one_line(exc)}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys (key: value), got {type(data).__name__}")
+    lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        line = int(key_node.start_mark.line) + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise ConfigError(f"{path}:{line}: config keys must be names, got {_one_line(key_node.value)[:60]!r}")
+        lines[str(key_node.value)] = line
+    return data, lines
 
 
 def suggest(key: str, known: Iterable[str], prefix: str = "") -> str:

@@ -74,7 +74,7 @@ def test_empo_keys_and_options() -> None:
         "map: |\n  Ar Lg Og Gb\n  Ab La Un ..\nmax_steps: 3\naction_class: ObjectActions\n"
         "humans: [r]\nrobots: 'b'\ncan_push_rocks: 'by'\nstumble_probability: 0.25\n"
         "partial_obs: false\nsee_through_walls: true\nagent_view_size: 7\n"
-        'possible_goals: ["0,0", "3,1, 2,0"]\ngoal_weights: [1, 2.5]\n'
+        'possible_goals: ["0,0", "3,1, 2,0", "0,1, 1,1"]\ngoal_weights: [1, 2.5, 1]\n'
     )
     w = parse_world_yaml(text, "empo.yaml")
     assert w.name == "empo" and w.actions == "full" and w.num_actions == 7
@@ -83,8 +83,8 @@ def test_empo_keys_and_options() -> None:
     assert (
         w.layout.terrain[0][3] == "Gb" and w.layout.terrain[1][1] == "La" and w.layout.terrain[1][2] == "Un"
     )
-    assert w.goal_rects == ((0, 0, 0, 0), (2, 0, 3, 1)) and w.goal_weights == (1.0, 2.5)
-    assert [str(g) for g in w.goal_set(0).goals] == ["0,0", "2,0, 3,1"]
+    assert w.goal_rects == ((0, 0, 0, 0), (2, 0, 3, 1), (0, 1, 1, 1)) and w.goal_weights == (1.0, 2.5, 1.0)
+    assert [str(g) for g in w.goal_set(0).goals] == ["0,0", "2,0, 3,1", "0,1, 1,1"]
 
 
 def test_round_trip_of_every_bundled_world(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_round_trip_with_options() -> None:
         "metadata: {name: 'opt: \"x\"', description: 'two\\nlines'}\n"
         "map: |\n  Ar Cg Kg\n  Ab .. Bl\nmax_steps: 4\nactions: full\nhumans: [r]\nrobots: [b]\n"
         "can_push_rocks: ''\nstumble_probability: 0.1\norientations: [w, n]\n"
-        'possible_goals: ["0,0", "1,0, 2,1"]\ngoal_weights: [3, 0.5]\n'
+        'possible_goals: ["0,0, 0,1", "1,0, 2,1"]\ngoal_weights: [3, 0.5]\n'
     )
     w = parse_world_yaml(text, "opt.yaml")
     assert w.layout.can_push_rocks == frozenset()

@@ -18,6 +18,13 @@ class WorldFileError(UserError):
         super().__init__(f"{where}: {reason}")
 
 
+class InputWarning(UserWarning):
+    """Input that is accepted but probably not what the user meant (e.g. a world-file goal on a wall).
+
+    The CLI prints it as one line ``humanpower: warning: ...``; the message names the file and line.
+    """
+
+
 class ConfigError(UserError):
     """An invalid configuration value; the message names the field."""
 

@@ -24,10 +24,19 @@ DEFAULT_MEMORY_LIMIT_GB = 2.0
 
 GB = 1_000_000_000
 
-RENDER_BYTES_PER_PIXEL = 46
-"""Bytes per output pixel of :func:`humanpower.worlds.grid.render.render_state`: the 3x3-supersampled Pillow
-canvas (9 pixels x 4 bytes), the downsampled image (4), the numpy copy (3) and the PNG encoder's row buffers
-(3); Pillow stores RGB images with 4 bytes per pixel."""
+RENDER_BYTES_PER_PIXEL = 52
+"""Bytes per output pixel of :func:`humanpower.worlds.grid.render.render_state` with the PNG written: the
+3x3-supersampled Pillow canvas (Pillow stores RGB in 4 bytes per pixel), the downsampled image, the numpy copy
+and the encoder's buffers. Measured: ``show trivial --cell-size 800`` (15.4 M pixels) peaked 780 MB above
+``--cell-size 8``, 51 bytes per pixel."""
+
+RENDER_MAX_PIXELS = 16_000_000
+"""Most output pixels ``show`` draws when no ``--cell-size`` is given (it picks a smaller cell size): also a
+time bound, drawing costs about 1 s of CPU per million pixels."""
+
+PROCESS_BYTES = 250_000_000
+"""Allowance for the process itself (interpreter, libraries, the loaded world) added to a command's
+estimate."""
 
 REPLAY_SLOT_BYTES = 24
 """Bytes preallocated per replay slot: an object pointer and two int64 columns (``learn.replay.ReplayStorage``)."""
@@ -110,6 +119,8 @@ __all__ = [
     "GB",
     "NETWORK_COPIES",
     "PARAM_BYTES",
+    "PROCESS_BYTES",
+    "RENDER_MAX_PIXELS",
     "RENDER_BYTES_PER_PIXEL",
     "REPLAY_ITEM_BYTES",
     "REPLAY_SLOT_BYTES",

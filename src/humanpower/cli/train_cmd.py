@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from humanpower.errors import ConfigError, UserError
-from humanpower.learn.config import Phase2Config, parse_overrides
+from humanpower.learn.config import Phase2Config, field_docs, parse_overrides
+from humanpower.learn.config_tools import format_default
 
 DEFAULT_WORLD = "trivial"
 
@@ -63,10 +63,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = p.add_argument_group("config fields (see docs/CONFIG.md)")
-    for f in fields(Phase2Config):
-        flag = "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f"cfg__{f.name}", metavar="V", default=argparse.SUPPRESS)
+    for name, type_text, default, doc in field_docs():
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"cfg__{name}",
+            metavar=flag_metavar(type_text),
+            default=argparse.SUPPRESS,
+            help=flag_help(doc, default),
+        )
     p.set_defaults(func=run)
+
+
+def flag_metavar(type_text: str) -> str:
+    """Placeholder of a config flag's value from the field's type text (``int | None`` -> ``N|none``)."""
+    base, _, optional = type_text.partition(" | ")
+    word = {"int": "N", "float": "X", "bool": "BOOL", "str": "TEXT"}.get(base, "V")
+    return f"{word}|none" if optional else word
+
+
+def flag_help(doc: str, default: object) -> str:
+    """The help text of a config flag: the field's docstring and its default (``%`` escaped for argparse)."""
+    return f"{doc} (default: {format_default(default)})".replace("%", "%%")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

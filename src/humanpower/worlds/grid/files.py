@@ -14,12 +14,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from humanpower.errors import WorldFileError
+from humanpower.errors import InputWarning, WorldFileError
+from humanpower.limits import format_bytes
+from humanpower.worlds.grid.coverage import (
+    cells_text,
+    human_reachable_cells,
+    on_walls,
+    suggested_goal,
+    uncovered_cells,
+)
 from humanpower.worlds.grid.goals import Rect, parse_goal_text, rect_text
 from humanpower.worlds.grid.state import (
     COLOURS,
@@ -38,6 +48,11 @@ from humanpower.worlds.grid.state import (
 from humanpower.worlds.grid.world import ActionSetName, GridWorld
 
 DEFAULT_MAX_STEPS = 100
+MAX_FILE_BYTES = 4_000_000
+"""Largest world file read: loading takes ~400 bytes of memory per byte of map text (49 MB for a 200x200 map of
+120 kB), so 4 MB stays under the 2 GB memory budget (:mod:`humanpower.limits`)."""
+LOAD_BYTES_PER_TEXT_BYTE = 400
+METADATA_KEYS = ("name", "description", "allow_wall_goals")
 KNOWN_KEYS = (
     "metadata",
     "map",
@@ -154,12 +169,14 @@ class _Parser:
         )
         goals = self.goals(width, height)
         weights = self.goal_weights(goals)
+        max_steps, actions = self.max_steps(), self.action_set()
+        self.check_goals(layout, initial, goals, actions, max_steps)
         try:
             return GridWorld(
                 layout,
                 initial,
-                max_steps=self.max_steps(),
-                actions=self.action_set(),
+                max_steps=max_steps,
+                actions=actions,
                 stumble_probability=self.stumble_probability(),
                 goals=goals,
                 goal_weights=weights,
@@ -179,6 +196,10 @@ class _Parser:
             return stem, ""
         if not isinstance(entry.value, dict):
             raise self.fail("metadata must be a mapping (name:, description:)", entry.line)
+        unknown = [k for k in entry.value if k not in METADATA_KEYS]
+        if unknown:
+            known = ", ".join(METADATA_KEYS)
+            raise self.fail(f"unknown metadata key {unknown[0]!r} (known: {known})", entry.line)
         out = []
         for field, default in (("name", stem), ("description", "")):
             value = entry.value.get(field, default)
@@ -186,6 +207,44 @@ class _Parser:
                 raise self.fail(f"metadata.{field} must be a string", entry.line)
             out.append(value.strip())
         return out[0], out[1]
+
+    def allow_wall_goals(self) -> bool:
+        """``metadata.allow_wall_goals``: goals on walls are listed on purpose (no warning)."""
+        entry = self.entries.get("metadata")
+        value = entry.value.get("allow_wall_goals", False) if entry is not None and entry.value else False
+        if not isinstance(value, bool):
+            assert entry is not None
+            raise self.fail(f"metadata.allow_wall_goals must be true or false, got {value!r}", entry.line)
+        return value
+
+    def check_goals(
+        self, layout: GridLayout, initial: GridState, goals: list[Rect] | None, actions: str, max_steps: int
+    ) -> None:
+        """Warn about goals on walls; refuse goal sets that miss a cell a human can reach (see coverage.py)."""
+        if goals is None:
+            return  # the default goals cover every non-wall cell
+        entry = self.entries["possible_goals"]
+        if not self.allow_wall_goals():
+            for k, rect in enumerate(goals):
+                if on_walls(layout, rect):
+                    line = _line(entry.node.value[k])
+                    warnings.warn(
+                        InputWarning(
+                            f"{self.path}:{line}: goal {rect_text(rect)!r} lies on a wall, no human can reach "
+                            f"it (set metadata.allow_wall_goals: true if that is intended)"
+                        ),
+                        stacklevel=2,
+                    )
+        for human in layout.humans:
+            reachable = human_reachable_cells(layout, initial, human, actions, max_steps)
+            missing = uncovered_cells(reachable, goals)
+            if missing:
+                raise self.fail(
+                    f"possible_goals misses {len(missing)} cell(s) human {human} can reach: "
+                    f"{cells_text(missing)}; X_h would be 0 there (no goal left to reach), which the solver "
+                    f"and the learner cannot handle; add a goal such as {suggested_goal(missing)}",
+                    entry.line,
+                )
 
     def map_rows(self) -> list[tuple[int, str]]:
         """(line, text) per non-blank row of the map."""
@@ -415,13 +474,34 @@ def load_world_file(path: str | os.PathLike[str]) -> GridWorld:
     """Load a world file; an unreadable or malformed file raises WorldFileError."""
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read()
+        size = os.path.getsize(name)
+        if size > MAX_FILE_BYTES:
+            raise WorldFileError(
+                name,
+                f"the file has {format_bytes(size)}, more than the {format_bytes(MAX_FILE_BYTES)} a world file may "
+                f"have (loading it would need about {format_bytes(size * LOAD_BYTES_PER_TEXT_BYTE)} of memory)",
+            )
+        with open(name, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise WorldFileError(name, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorldFileError(name, f"cannot read the file: {exc}") from None
+    except OSError as exc:
+        raise WorldFileError(name, f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorldFileError(
+            name, f"not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     return parse_world_yaml(text, name)
+
+
+def safe_name(name: str, max_length: int = 80) -> str:
+    """``name`` made safe as one file or folder name: runs of characters other than letters, digits, ``_``,
+    ``.`` and ``-`` become ``_``, leading and trailing dots and underscores go (so no ``..`` or hidden name),
+    at most ``max_length`` characters; ``world`` if nothing is left. ``"../../x"`` -> ``"x"``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:max_length].strip("._")
+    return safe or "world"
 
 
 def _quote(text: str) -> str:
@@ -447,6 +527,8 @@ def world_to_yaml(world: GridWorld) -> str:
     if human_colours & robot_colours:
         raise ValueError("a colour used by both a human and a robot cannot be written to a world file")
     out = ["metadata:", f"  name: {_quote(world.name)}", f"  description: {_quote(world.description)}"]
+    if not world.default_goals and any(on_walls(lay, r) for r in world.goal_rects):
+        out.append("  allow_wall_goals: true")  # the world was accepted with them: keep it quiet on reload
     out.append("map: |")
     out.extend("  " + " ".join(row) for row in world.map_rows())
     out.append(f"max_steps: {world.max_steps}")
@@ -473,10 +555,12 @@ def save_world_file(world: GridWorld, path: str | os.PathLike[str]) -> None:
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
+    "MAX_FILE_BYTES",
     "IGNORED_KEYS",
     "KNOWN_KEYS",
     "load_world_file",
     "parse_world_yaml",
+    "safe_name",
     "save_world_file",
     "world_to_yaml",
 ]

@@ -84,6 +84,8 @@ VALUE_SCALE: tuple[RGB, ...] = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94,
 """Anchors of the overlay tint scale, low to high (viridis)."""
 OVERLAY_ALPHA = 0.55
 SUPERSAMPLE = 3
+MIN_CELL_SIZE = 8
+"""Smallest cell side in pixels."""
 
 
 @runtime_checkable
@@ -136,8 +138,8 @@ def render_state(
     Returns:
         ``uint8`` array ``(height * cell_size + caption_height, width * cell_size, 3)``.
     """
-    if cell_size < 8:
-        raise ValueError(f"cell_size must be >= 8, got {cell_size}")
+    if cell_size < MIN_CELL_SIZE:
+        raise ValueError(f"cell_size must be >= {MIN_CELL_SIZE}, got {cell_size}")
     layout = world.layout
     if state is None:
         initial = world.initial_state()
@@ -460,4 +462,4 @@ def _add_caption(image: Image.Image, caption: str, cell_size: int) -> Image.Imag
     return out
 
 
-__all__ = ["COLOUR_RGB", "CellGoal", "RenderableGridWorld", "render_state", "value_colour"]
+__all__ = ["MIN_CELL_SIZE", "COLOUR_RGB", "CellGoal", "RenderableGridWorld", "render_state", "value_colour"]

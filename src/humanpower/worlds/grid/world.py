@@ -49,6 +49,10 @@ def _as_rect(goal: GoalSpec) -> Rect:
     return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
 
+DESCRIBE_MAX_GOALS = 20
+"""Goals listed by :meth:`GridWorld.describe` (the rest are counted)."""
+
+
 class GridWorld(SimulatedWorld):
     """A multi-agent gridworld with exact transition probabilities.
 
@@ -258,11 +262,14 @@ class GridWorld(SimulatedWorld):
             "unsteady": sum(row.count("Un") for row in lay.terrain),
         }
         lines.append(f"  lava cells: {special['lava']}, unsteady cells: {special['unsteady']}")
-        goals = [rect_text(r) for r in self.goal_rects]
+        goals = [rect_text(r) for r in self.goal_rects[:DESCRIBE_MAX_GOALS]]
+        more = len(self.goal_rects) - len(goals)
         origin = "every non-wall cell" if self.default_goals else "from the file"
-        lines.append(f"  goals per human ({len(goals)}, {origin}): {' | '.join(goals)}")
+        listed = " | ".join(goals) + (f" | ... ({more} more)" if more else "")
+        lines.append(f"  goals per human ({len(self.goal_rects)}, {origin}): {listed}")
         if self.goal_weights is not None:
-            lines.append(f"  goal weights: {', '.join(f'{w:g}' for w in self.goal_weights)}")
+            weights = ", ".join(f"{w:g}" for w in self.goal_weights[:DESCRIBE_MAX_GOALS])
+            lines.append(f"  goal weights: {weights}" + (f", ... ({more} more)" if more else ""))
         lines.append("  map:")
         lines.extend("    " + " ".join(row) for row in self.map_rows())
         return "\n".join(lines)

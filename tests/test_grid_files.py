@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
-from humanpower.errors import UserError, WorldFileError
+from humanpower.errors import InputWarning, UserError, WorldFileError
+from humanpower.worlds.grid.files import MAX_FILE_BYTES, safe_name
 from humanpower.worlds.grid import (
     DOOR_CLOSED,
     DOOR_LOCKED,
@@ -155,6 +157,13 @@ BAD = {
     "not_mapping": ("- map\n- rows\n", 1, "YAML mapping"),
     "empty_file": ("", 1, "empty"),
     "metadata": ("metadata: [a]\nmap: |\n  Ay Ae\n", 1, "metadata must be a mapping"),
+    "metadata_key": ("metadata:\n  nme: x\nmap: |\n  Ay Ae\n", 1, "unknown metadata key 'nme'"),
+    "wall_goals_flag": ("metadata: {allow_wall_goals: 2}\nmap: |\n  Ay Ae\n", 1, "true or false"),
+    "uncovered": (
+        'map: |\n  Ay .. ..\n  Ae We ..\npossible_goals: ["0,0"]\n',
+        4,
+        'misses 4 cell(s) human 0 can reach: (1, 0), (2, 0), (0, 1), (2, 1); X_h would be 0 there',
+    ),
 }
 
 
@@ -196,3 +205,83 @@ def test_unwritable_initial_state_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot be written"):
         world_to_yaml(w2)
     assert DOOR_OPEN == 0  # the constants the files use are the state module's
+
+
+# --- goal checks, names, file limits ---------------------------------------------------------------------
+
+COVERED = 'map: |\n  We We We We\n  We Ay .. We\n  We Ae We We\n  We We We We\nmax_steps: 5\n'
+
+
+def test_uncovered_goal_set_names_cells_and_suggests_a_goal_line() -> None:
+    text = COVERED + 'possible_goals:\n  - "1,1"\n'
+    with pytest.raises(WorldFileError) as info:
+        parse_world_yaml(text, "w.yaml")
+    assert str(info.value) == (
+        "w.yaml:7: possible_goals misses 2 cell(s) human 0 can reach: (2, 1), (1, 2); X_h would be 0 there "
+        "(no goal left to reach), which the solver and the learner cannot handle; add a goal such as "
+        '- "1,1, 2,2"'
+    )
+    parse_world_yaml(text + '  - "1,1, 2,2"\n', "w.yaml")  # the suggested line fixes it
+
+
+def test_coverage_search_respects_doors_lava_and_the_horizon() -> None:
+    # small actions: a closed door blocks, so the room behind it needs no goal
+    door = 'map: |\n  Ay Cb .. ..\n  Ae .. We ..\npossible_goals: ["0,0, 1,1"]\n'
+    assert parse_world_yaml(door, "d.yaml").goal_rects == ((0, 0, 1, 1),)
+    # full actions: the door can be opened, so the room must be covered
+    with pytest.raises(WorldFileError, match=r"misses 3 cell\(s\).*\(2, 0\), \(3, 0\), \(3, 1\)"):
+        parse_world_yaml(door + "actions: full\n", "d.yaml")
+    # lava is entered but not left: the cell behind it is out of reach
+    lava = 'map: |\n  Ay La ..\n  Ae We We\npossible_goals: ["0,0, 1,1"]\n'
+    assert parse_world_yaml(lava, "l.yaml").max_steps == 100
+    # cells more than max_steps - 1 moves away cannot be stood in before the horizon
+    far = 'map: |\n  Ay .. .. ..\n  Ae We We We\nmax_steps: 3\npossible_goals: ["0,0, 2,1"]\n'
+    assert parse_world_yaml(far, "f.yaml").max_steps == 3
+    with pytest.raises(WorldFileError, match=r"\(3, 0\)"):
+        parse_world_yaml(far.replace("max_steps: 3", "max_steps: 4"), "f.yaml")
+
+
+def test_every_bundled_world_loads_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in bundled_names():
+            load_world(name)
+
+
+def test_goal_on_a_wall_warns_with_file_and_line_unless_intended() -> None:
+    text = COVERED + 'possible_goals:\n  - "1,1, 2,2"\n  - "0,0"\n'
+    with pytest.warns(InputWarning) as record:
+        parse_world_yaml(text, "w.yaml")
+    assert [str(r.message) for r in record] == [
+        "w.yaml:9: goal '0,0' lies on a wall, no human can reach it (set metadata.allow_wall_goals: true if "
+        "that is intended)"
+    ]
+    intended = "metadata:\n  allow_wall_goals: true\n" + text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = parse_world_yaml(intended, "w.yaml")
+        parse_world_yaml(world_to_yaml(w), "again.yaml")  # a saved world keeps the flag
+    trivial = load_world("trivial")
+    assert (1, 2, 1, 2) in trivial.goal_rects and trivial.layout.terrain[2][1] == "We"
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [("../../x", "x"), ("..", "world"), ("tiny room", "tiny_room"), ("a/b\\c", "a_b_c"), (".hidden", "hidden"),
+     ("ok-name_1.v2", "ok-name_1.v2"), ("x" * 200, "x" * 80), ("\u00e9t\u00e9", "t")],
+)
+def test_safe_name_cannot_escape_a_folder(name: str, safe: str) -> None:
+    assert safe_name(name) == safe
+    assert "/" not in safe_name(name) and not safe_name(name).startswith(".")
+
+
+def test_binary_and_oversized_world_files_are_one_line_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"map: |\n  Ay Ae\n\xff\xfe\x00")
+    with pytest.raises(WorldFileError, match=r"b\.yaml: not a UTF-8 text file \(byte 0xff at offset 15\)"):
+        load_world_file(binary)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * MAX_FILE_BYTES + b"\nmap: |\n  Ay Ae\n")
+    with pytest.raises(WorldFileError, match=r"big\.yaml: the file has 4,000,017 bytes, more than the 4,000,000 a world file may have \(loading it "
+        r"would need about 1.6 GB of memory\)"):
+        load_world_file(big)

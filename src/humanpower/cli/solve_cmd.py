@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from humanpower.errors import UserError
 from humanpower.exact import ExactSolution, sample_rollout, solve
 from humanpower.humans.protocol import HumanPolicyPrior
+from humanpower.limits import theory_magnitude_error
 from humanpower.params import ParameterError, TheoryParams
 from humanpower.worlds.grid.distances import GridDistances
 from humanpower.worlds.grid.library import load_world
@@ -82,10 +83,15 @@ def params_from_args(args: argparse.Namespace) -> TheoryParams:
         f.name: getattr(args, f.name) for f in fields(TheoryParams) if getattr(args, f.name, None) is not None
     }
     try:
-        return TheoryParams(**given)
+        params = TheoryParams(**given)
     except ParameterError as exc:
         flag = next((fl for fl, name in PARAM_FLAGS if str(exc).startswith(name + ":")), None)
         raise UserError(f"{flag or 'parameter'}: {exc}") from exc
+    for flag, name in PARAM_FLAGS:
+        reason = theory_magnitude_error(name, getattr(params, name))
+        if reason is not None:
+            raise UserError(f"{flag}: {reason}")
+    return params
 
 
 def with_horizon(world: GridWorld, max_steps: int) -> GridWorld:
@@ -224,14 +230,17 @@ def run_solve(args: argparse.Namespace) -> int:
         raise UserError(f"{args.world}: max_steps is 0, the initial state is terminal; nothing to solve")
     t0 = time.perf_counter()
     distances = GridDistances(world) if args.human_prior == "heuristic" else None
-    sol = solve(
-        world,
-        params,
-        human_prior=args.human_prior,
-        distances=distances,
-        max_states=args.max_states,
-        progress=True,
-    )
+    try:
+        sol = solve(
+            world,
+            params,
+            human_prior=args.human_prior,
+            distances=distances,
+            max_states=args.max_states,
+            progress=True,
+        )
+    except UserError as exc:  # e.g. X_h = 0 at some state: say which world it was
+        raise UserError(f"{world.source or world.name}: {exc}") from None
     seconds = time.perf_counter() - t0
     data = summary(world, sol, seconds)
     if args.json:

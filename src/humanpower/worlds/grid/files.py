@@ -200,6 +200,7 @@ class _Parser:
         if unknown:
             known = ", ".join(METADATA_KEYS)
             raise self.fail(f"unknown metadata key {unknown[0]!r} (known: {known})", entry.line)
+        self.allow_wall_goals()
         out = []
         for field, default in (("name", stem), ("description", "")):
             value = entry.value.get(field, default)
@@ -478,8 +479,8 @@ def load_world_file(path: str | os.PathLike[str]) -> GridWorld:
         if size > MAX_FILE_BYTES:
             raise WorldFileError(
                 name,
-                f"the file has {format_bytes(size)}, more than the {format_bytes(MAX_FILE_BYTES)} a world file may "
-                f"have (loading it would need about {format_bytes(size * LOAD_BYTES_PER_TEXT_BYTE)} of memory)",
+                f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a world file may have (loading "
+                f"it would need about {format_bytes(size * LOAD_BYTES_PER_TEXT_BYTE)} of memory)",
             )
         with open(name, "rb") as f:
             raw = f.read()

@@ -282,6 +282,6 @@ def test_binary_and_oversized_world_files_are_one_line_errors(tmp_path: Path) ->
         load_world_file(binary)
     big = tmp_path / "big.yaml"
     big.write_bytes(b"# " + b"x" * MAX_FILE_BYTES + b"\nmap: |\n  Ay Ae\n")
-    with pytest.raises(WorldFileError, match=r"big\.yaml: the file has 4,000,017 bytes, more than the 4,000,000 a world file may have \(loading it "
+    with pytest.raises(WorldFileError, match=r"big\.yaml: the file has 4,000,018 bytes, more than the 4,000,000 a world file may have \(loading it "
         r"would need about 1.6 GB of memory\)"):
         load_world_file(big)

@@ -116,6 +116,150 @@ def test_documented_example_world_loads(tmp_path: Path, capsys: pytest.CaptureFi
     path.write_text(example)
     assert main(["show", str(path), "--out", str(tmp_path / "example.png")]) == 0
     printed = capsys.readouterr().out
-    assert (
-        "size: 8 x 5" in printed and "blue locked at (3, 1)" in printed and "goal weights: 1, 1, 2" in printed
+    assert "size: 8 x 5" in printed and "blue locked at (3, 1)" in printed and "goal weights: 1, 1, 2" in printed
+
+
+# --- bounded memory, summaries, names ---------------------------------------------------------------------
+
+
+def test_show_refuses_a_cell_size_that_needs_too_much_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "trivial", "--cell-size", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "humanpower: error: --cell-size: a 6x4 world drawn at 100000 px per cell needs about 12.5 TB, more than "
+        "the memory limit of 2 GB (lower the value, or raise --memory-limit-gb if this machine has the memory)\n"
     )
+
+
+def test_show_memory_limit_can_be_raised_and_lowered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "t.png")
+    assert main(["show", "trivial", "--out", out, "--cell-size", "20", "--memory-limit-gb", "0.1"]) == 2
+    assert "needs about 250 MB, more than the memory limit of 0.1 GB" in capsys.readouterr().err
+    assert main(["show", "trivial", "--out", out, "--cell-size", "20", "--memory-limit-gb", "0.3"]) == 0
+    assert main(["show", "trivial", "--out", out, "--memory-limit-gb", "0"]) == 2
+    assert "--memory-limit-gb: must be > 0" in capsys.readouterr().err
+
+
+def _room(width: int, height: int) -> str:
+    rows = []
+    for y in range(height):
+        cells = ["We" if x in (0, width - 1) or y in (0, height - 1) else ".." for x in range(width)]
+        rows.append(cells)
+    rows[1][1], rows[1][2] = "Ae", "Ay"
+    return "map: |\n" + "".join("  " + " ".join(r) + "\n" for r in rows) + "max_steps: 3\n"
+
+
+def test_show_large_world_summarises_goals_and_shrinks_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(_room(100, 90))
+    out = tmp_path / "big.png"
+    assert main(["show", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    goals = next(line for line in printed.splitlines() if "goals per human" in line)
+    assert goals.startswith("  goals per human (8624, every non-wall cell): 1,1 | 2,1 |")
+    assert goals.endswith("| 20,1 | ... (8604 more)") and len(goals) < 300
+    assert printed.rstrip().endswith(f"wrote {out} (42 px per cell, smaller than 48 to bound memory and time)")
+    assert np.asarray(Image.open(out)).shape == (90 * 42, 100 * 42, 3)  # 15.9 M pixels <= 16 M
+
+
+def test_show_default_image_name_cannot_escape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(SMALL_WORLD.replace("name: tiny room", 'name: "../../x"'))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert main(["show", str(path)]) == 0
+    assert "wrote x.png" in capsys.readouterr().out
+    assert (work / "x.png").is_file() and not (tmp_path / "x.png").exists()
+
+
+def test_wall_goal_warning_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(SMALL_WORLD + 'possible_goals: ["1,1, 2,2", "0,0"]\n')
+    assert main(["show", str(path), "--out", str(tmp_path / "w.png")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        err == f"humanpower: warning: {path}:10: goal '0,0' lies on a wall, no human can reach it "
+        "(set metadata.allow_wall_goals: true if that is intended)\n"
+    )
+
+
+# --- the command itself -----------------------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from humanpower import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"humanpower {__version__}\n"
+
+
+@pytest.mark.parametrize(("typo", "command"), [("trian", "train"), ("shwo", "show"), ("solv", "solve")])
+def test_command_typos_get_a_suggestion(typo: str, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([typo, "trivial"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"humanpower: error: unknown command '{typo}' (did you mean '{command}'?)")
+    assert err.count("\n") == 1
+
+
+def test_train_flags_show_their_docstring_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--buffer-size N Replay capacity in transitions (oldest are overwritten); >= batch_size. (default: 100000)"
+        in text
+    )
+    assert "--x-h-batch-size N|none" in text and "--include-step-count BOOL" in text
+    assert "(default: none)" in text and " V " not in text
+
+
+def test_broken_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``humanpower worlds | head -1``: no BrokenPipeError traceback, exit status 141 (128 + SIGPIPE)."""
+    code = (
+        "import sys; from humanpower.cli.main import main\n"
+        "class Closed:\n"
+        "    def write(self, text): raise BrokenPipeError(32, 'Broken pipe')\n"
+        "    def flush(self): pass\n"
+        "    def fileno(self): return sys.__stdout__.fileno()\n"
+        "sys.stdout = Closed()\n"
+        "sys.exit(main(['worlds']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 141 and run.stderr == "", run.stderr
+    real = subprocess.run(
+        f"{sys.executable} -m humanpower.cli.main worlds | head -1", shell=True, capture_output=True, text=True
+    )
+    assert real.stdout.startswith("NAME") and "Traceback" not in real.stderr and "BrokenPipe" not in real.stderr
+
+
+# --- solve: absurd floats and the X_h = 0 error name the field / world ----------------------------------------
+
+
+def test_solve_refuses_overflowing_beta(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", "trivial", "--beta-r", "1e308"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("humanpower: error: --beta-r: must be <= 1e+06, got 1e+308") and err.count("\n") == 1
+
+
+def test_solve_x_h_zero_error_names_the_world(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A world built in Python (not checked by the loader) whose goals miss a reachable cell."""
+    import humanpower.cli.solve_cmd as solve_cmd
+    from humanpower.worlds.grid.world import GridWorld
+
+    good = solve_cmd.load_world("trivial")
+    uncovered = GridWorld(
+        good.layout, good.initial_state(), 4, goals=[(2, 2, 2, 2)], name="pocket", source="pocket.yaml"
+    )
+    monkeypatch.setattr(solve_cmd, "load_world", lambda name: uncovered)
+    assert main(["solve", "pocket"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("humanpower: error: pocket.yaml: human 1 has X_h = 0 at the non-terminal state")
+    assert err.count("\n") == 1

@@ -114,9 +114,7 @@ def test_yaml_partial_and_float_strings(tmp_path: Path) -> None:
 def test_yaml_errors(tmp_path: Path) -> None:
     bad_key = tmp_path / "k.yaml"
     bad_key.write_text("seed: 1\nnum_episode: 5\n")
-    with pytest.raises(
-        ConfigError, match=r"k\.yaml:2: unknown key 'num_episode' \(did you mean 'num_episodes'"
-    ):
+    with pytest.raises(ConfigError, match=r"k\.yaml:2: unknown key 'num_episode' \(did you mean 'num_episodes'"):
         Phase2Config.from_yaml(bad_key)
     syntax = tmp_path / "s.yaml"
     syntax.write_text("seed: 1\nbatch_size: [1, 2\nlr_q_r: 0.1\n")
@@ -265,12 +263,17 @@ def test_yaml_none_means_null_for_optional_fields(tmp_path: Path, spelling: str)
         ({"beta_h": 1e7}, r"beta_h: must be <= 1e\+06"),
         ({"torch_threads": 100_000}, r"torch_threads: must be <= 256, got 100000"),
         ({"memory_limit_gb": 0.0}, r"memory_limit_gb: must be > 0"),
-        ({"buffer_size": 10**12}, r"buffer_size: the replay buffer \(1000000000000 slots.* needs about 24 TB, "
-         r"more than the memory limit of 2 GB"),
+        (
+            {"buffer_size": 10**12},
+            r"buffer_size: the replay buffer \(1000000000000 slots.* needs about 24 TB, "
+            r"more than the memory limit of 2 GB",
+        ),
         ({"hidden_dim": 100_000}, r"hidden_dim: 3 networks of 2 hidden layers x 100000 units .* needs about 2.4 TB"),
         ({"networks": "tabular", "tabular_max_states": 10**11}, r"tabular_max_states: .* needs about"),
-        ({"exploring_starts_prob": 0.5, "exploring_starts_pool": 10**9, "num_episodes": 10**9},
-         r"exploring_starts_pool: the exploring-starts pool \(1000000000 states\) needs about 200 GB"),
+        (
+            {"exploring_starts_prob": 0.5, "exploring_starts_pool": 10**9, "num_episodes": 10**9},
+            r"exploring_starts_pool: the exploring-starts pool \(1000000000 states\) needs about 200 GB",
+        ),
         ({"async_training": True, "num_actors": 100}, r"num_actors: 100 actor processes needs about 15 GB"),
     ],
 )
@@ -281,7 +284,7 @@ def test_sizes_are_refused_up_front_with_an_estimate(overrides: dict[str, object
 
 def test_memory_limit_can_be_raised_explicitly() -> None:
     big = {"async_training": True, "num_actors": 20}
-    with pytest.raises(ConfigError, match="num_actors: .* memory limit of 2 GB"):
+    with pytest.raises(ConfigError, match=r"num_actors: .* memory limit of 2 GB"):
         Phase2Config(**big)  # type: ignore[arg-type]
     assert Phase2Config(**big, memory_limit_gb=4.0).num_actors == 20  # type: ignore[arg-type]
     assert Phase2Config(hidden_dim=4096, memory_limit_gb=100).hidden_dim == 4096

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from humanpower.errors import InputWarning, UserError, WorldFileError
-from humanpower.worlds.grid.files import MAX_FILE_BYTES, safe_name
 from humanpower.worlds.grid import (
     DOOR_CLOSED,
     DOOR_LOCKED,
@@ -21,6 +20,7 @@ from humanpower.worlds.grid import (
     save_world_file,
     world_to_yaml,
 )
+from humanpower.worlds.grid.files import MAX_FILE_BYTES, safe_name
 
 GOOD = """\
 metadata:
@@ -82,9 +82,7 @@ def test_empo_keys_and_options() -> None:
     assert w.name == "empo" and w.actions == "full" and w.num_actions == 7
     assert w.humans == (0,) and w.robots == (1,) and w.layout.can_push_rocks == frozenset("by")
     assert w.initial_state().doors == (DOOR_LOCKED, DOOR_OPEN) and w.stumble_probability == 0.25
-    assert (
-        w.layout.terrain[0][3] == "Gb" and w.layout.terrain[1][1] == "La" and w.layout.terrain[1][2] == "Un"
-    )
+    assert w.layout.terrain[0][3] == "Gb" and w.layout.terrain[1][1] == "La" and w.layout.terrain[1][2] == "Un"
     assert w.goal_rects == ((0, 0, 0, 0), (2, 0, 3, 1), (0, 1, 1, 1)) and w.goal_weights == (1.0, 2.5, 1.0)
     assert [str(g) for g in w.goal_set(0).goals] == ["0,0", "2,0, 3,1", "0,1, 1,1"]
 
@@ -162,7 +160,7 @@ BAD = {
     "uncovered": (
         'map: |\n  Ay .. ..\n  Ae We ..\npossible_goals: ["0,0"]\n',
         4,
-        'misses 4 cell(s) human 0 can reach: (1, 0), (2, 0), (0, 1), (2, 1); X_h would be 0 there',
+        "misses 4 cell(s) human 0 can reach: (1, 0), (2, 0), (0, 1), (2, 1); X_h would be 0 there",
     ),
 }
 
@@ -209,7 +207,7 @@ def test_unwritable_initial_state_is_refused() -> None:
 
 # --- goal checks, names, file limits ---------------------------------------------------------------------
 
-COVERED = 'map: |\n  We We We We\n  We Ay .. We\n  We Ae We We\n  We We We We\nmax_steps: 5\n'
+COVERED = "map: |\n  We We We We\n  We Ay .. We\n  We Ae We We\n  We We We We\nmax_steps: 5\n"
 
 
 def test_uncovered_goal_set_names_cells_and_suggests_a_goal_line() -> None:
@@ -267,8 +265,16 @@ def test_goal_on_a_wall_warns_with_file_and_line_unless_intended() -> None:
 
 @pytest.mark.parametrize(
     ("name", "safe"),
-    [("../../x", "x"), ("..", "world"), ("tiny room", "tiny_room"), ("a/b\\c", "a_b_c"), (".hidden", "hidden"),
-     ("ok-name_1.v2", "ok-name_1.v2"), ("x" * 200, "x" * 80), ("\u00e9t\u00e9", "t")],
+    [
+        ("../../x", "x"),
+        ("..", "world"),
+        ("tiny room", "tiny_room"),
+        ("a/b\\c", "a_b_c"),
+        (".hidden", "hidden"),
+        ("ok-name_1.v2", "ok-name_1.v2"),
+        ("x" * 200, "x" * 80),
+        ("\u00e9t\u00e9", "t"),
+    ],
 )
 def test_safe_name_cannot_escape_a_folder(name: str, safe: str) -> None:
     assert safe_name(name) == safe
@@ -282,6 +288,10 @@ def test_binary_and_oversized_world_files_are_one_line_errors(tmp_path: Path) ->
         load_world_file(binary)
     big = tmp_path / "big.yaml"
     big.write_bytes(b"# " + b"x" * MAX_FILE_BYTES + b"\nmap: |\n  Ay Ae\n")
-    with pytest.raises(WorldFileError, match=r"big\.yaml: the file has 4,000,018 bytes, more than the 4,000,000 a world file may have \(loading it "
-        r"would need about 1.6 GB of memory\)"):
+    with pytest.raises(
+        WorldFileError,
+        match=r"big\.yaml: the file has 4,000,018 bytes, more than the 4,000,000 a world file may have "
+        r"\(loading it "
+        r"would need about 1.6 GB of memory\)",
+    ):
         load_world_file(big)

@@ -25,9 +25,7 @@ DEFAULT_CELL_SIZE = 48
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``worlds`` and ``show`` subcommands."""
-    worlds = subparsers.add_parser(
-        "worlds", help="list the bundled worlds", description="List the bundled worlds."
-    )
+    worlds = subparsers.add_parser("worlds", help="list the bundled worlds", description="List the bundled worlds.")
     worlds.set_defaults(func=run_worlds)
 
     show = subparsers.add_parser(
@@ -129,6 +127,10 @@ def run_show(args: argparse.Namespace) -> int:
         Image.fromarray(image).save(out)
     except OSError as exc:
         raise UserError(f"--out: cannot write {out}: {exc.strerror or exc}") from exc
-    note = "" if cell_size == (args.cell_size or DEFAULT_CELL_SIZE) else f" ({cell_size} px per cell, smaller than {DEFAULT_CELL_SIZE} to bound memory and time)"
+    note = (
+        ""
+        if cell_size == (args.cell_size or DEFAULT_CELL_SIZE)
+        else f" ({cell_size} px per cell, smaller than {DEFAULT_CELL_SIZE} to bound memory and time)"
+    )
     print(f"wrote {out}{note}")
     return 0

@@ -26,6 +26,15 @@ from typing import Any
 import yaml
 
 from humanpower.errors import ConfigError
+from humanpower.learn.config_tools import (
+    check_type,
+    coerce_yaml_value,
+    dataclass_field_docs,
+    markdown_table,
+    parse_flag_overrides,
+    read_flat_yaml,
+    suggest,
+)
 from humanpower.limits import (
     ACTOR_PROCESS_BYTES,
     DEFAULT_MEMORY_LIMIT_GB,
@@ -38,15 +47,6 @@ from humanpower.limits import (
     TORCH_THREADS_MAX,
     memory_refusal,
     theory_magnitude_error,
-)
-from humanpower.learn.config_tools import (
-    check_type,
-    coerce_yaml_value,
-    dataclass_field_docs,
-    markdown_table,
-    parse_flag_overrides,
-    read_flat_yaml,
-    suggest,
 )
 from humanpower.params import ParameterError, TheoryParams
 
@@ -485,7 +485,7 @@ def memory_estimates(c: Phase2Config) -> list[tuple[str, str, float]]:
     for the byte counts), so a world adds to them but never makes them smaller.
     """
     stored = min(c.buffer_size, c.total_env_steps)
-    out = [
+    out: list[tuple[str, str, float]] = [
         (
             "buffer_size",
             f"the replay buffer ({c.buffer_size} slots, up to {stored} transitions stored)",

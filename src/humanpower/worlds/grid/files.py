@@ -556,9 +556,9 @@ def save_world_file(world: GridWorld, path: str | os.PathLike[str]) -> None:
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
-    "MAX_FILE_BYTES",
     "IGNORED_KEYS",
     "KNOWN_KEYS",
+    "MAX_FILE_BYTES",
     "load_world_file",
     "parse_world_yaml",
     "safe_name",

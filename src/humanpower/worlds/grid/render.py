@@ -462,4 +462,4 @@ def _add_caption(image: Image.Image, caption: str, cell_size: int) -> Image.Imag
     return out
 
 
-__all__ = ["MIN_CELL_SIZE", "COLOUR_RGB", "CellGoal", "RenderableGridWorld", "render_state", "value_colour"]
+__all__ = ["COLOUR_RGB", "MIN_CELL_SIZE", "CellGoal", "RenderableGridWorld", "render_state", "value_colour"]

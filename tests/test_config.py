@@ -291,7 +291,7 @@ def test_memory_limit_can_be_raised_explicitly() -> None:
 
 
 def test_default_and_bundled_configs_fit_the_default_memory_limit() -> None:
-    from humanpower.learn.config import memory_estimates
+    from humanpower.learn.config_limits import memory_estimates
     from humanpower.limits import memory_limit_bytes
 
     configs = [Phase2Config()] + [Phase2Config.from_yaml(p) for p in sorted(BUNDLED.glob("*.yaml"))]

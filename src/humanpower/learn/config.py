@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from humanpower.errors import ConfigError
+from humanpower.learn.config_limits import validate_limits
 from humanpower.learn.config_tools import (
     check_type,
     coerce_yaml_value,
@@ -35,19 +36,7 @@ from humanpower.learn.config_tools import (
     read_flat_yaml,
     suggest,
 )
-from humanpower.limits import (
-    ACTOR_PROCESS_BYTES,
-    DEFAULT_MEMORY_LIMIT_GB,
-    NETWORK_COPIES,
-    PARAM_BYTES,
-    REPLAY_ITEM_BYTES,
-    REPLAY_SLOT_BYTES,
-    STATE_BYTES,
-    TABULAR_MIN_WIDTH,
-    TORCH_THREADS_MAX,
-    memory_refusal,
-    theory_magnitude_error,
-)
+from humanpower.limits import DEFAULT_MEMORY_LIMIT_GB
 from humanpower.params import ParameterError, TheoryParams
 
 _T = TheoryParams()
@@ -283,7 +272,7 @@ class Phase2Config:
         except ParameterError as exc:
             raise ConfigError(str(exc)) from None
         _validate(self)
-        _validate_limits(self)
+        validate_limits(self, _THEORY_NAMES)
 
     # --- derived values ---
     @property
@@ -476,68 +465,6 @@ def _validate(c: Phase2Config) -> None:
             f"num_episodes: the warm-up stages need {c.warmup_env_steps} env steps (warmup_*_steps + "
             f"beta_r_rampup_steps) but num_episodes * steps_per_episode = {c.total_env_steps}"
         )
-
-
-def memory_estimates(c: Phase2Config) -> list[tuple[str, str, float]]:
-    """``(field, what, bytes)`` lower-bound estimates of the allocations that grow with a config value.
-
-    World-independent: each counts only what the named value allocates by itself (see :mod:`humanpower.limits`
-    for the byte counts), so a world adds to them but never makes them smaller.
-    """
-    stored = min(c.buffer_size, c.total_env_steps)
-    out: list[tuple[str, str, float]] = [
-        (
-            "buffer_size",
-            f"the replay buffer ({c.buffer_size} slots, up to {stored} transitions stored)",
-            c.buffer_size * REPLAY_SLOT_BYTES + stored * REPLAY_ITEM_BYTES,
-        )
-    ]
-    if c.networks == "neural":
-        networks = 3 + int(c.u_r_use_network) + int(c.v_r_use_network)
-        per_net = (c.num_hidden_layers - 1) * c.hidden_dim**2 + 2 * c.hidden_dim
-        out.append(
-            (
-                "hidden_dim",
-                f"{networks} networks of {c.num_hidden_layers} hidden layers x {c.hidden_dim} units "
-                f"(parameters, target copies and Adam moments)",
-                float(networks * per_net * NETWORK_COPIES * PARAM_BYTES),
-            )
-        )
-    else:
-        out.append(
-            (
-                "tabular_max_states",
-                f"the tabular tables ({c.tabular_max_states} rows each)",
-                float(3 * c.tabular_max_states * TABULAR_MIN_WIDTH * PARAM_BYTES * 3),
-            )
-        )
-    if c.exploring_starts_prob > 0:
-        pool = min(c.exploring_starts_pool, c.total_env_steps)
-        out.append(("exploring_starts_pool", f"the exploring-starts pool ({pool} states)", pool * STATE_BYTES))
-    if c.async_training:
-        out.append(
-            ("num_actors", f"{c.num_actors} actor processes", float(c.num_actors * ACTOR_PROCESS_BYTES))
-        )
-    return out
-
-
-def _validate_limits(c: Phase2Config) -> None:
-    """Magnitude limits (:mod:`humanpower.limits`): theory exponents, threads and the memory budget."""
-    for name in _THEORY_NAMES:
-        reason = theory_magnitude_error(name, getattr(c, name))
-        if reason is not None:
-            raise ConfigError(f"{name}: {reason}")
-    if c.torch_threads > TORCH_THREADS_MAX:
-        raise ConfigError(
-            f"torch_threads: must be <= {TORCH_THREADS_MAX}, got {c.torch_threads} (more threads than cores "
-            f"only slow a run down)"
-        )
-    if not c.memory_limit_gb > 0:
-        raise ConfigError(f"memory_limit_gb: must be > 0, got {c.memory_limit_gb!r}")
-    for name, what, estimate in memory_estimates(c):
-        refusal = memory_refusal(what, estimate, c.memory_limit_gb, "memory_limit_gb")
-        if refusal is not None:
-            raise ConfigError(f"{name}: {refusal}")
 
 
 # --- command-line overrides and documentation ---------------------------------------------------------

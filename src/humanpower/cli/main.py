@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from humanpower import __version__
 from humanpower.errors import InputWarning, RunError, UserError
@@ -32,8 +32,18 @@ EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``PROG: error: MESSAGE (see PROG --help)``), exit 2.
+
+    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="humanpower",
         description="Robot policies that softly maximize aggregate human power.",
     )

@@ -94,7 +94,10 @@ def _line(node: yaml.Node) -> int:
 
 def _compose(text: str, path: str) -> tuple[dict[str, _Entry], int]:
     """YAML text -> {key: entry}; YAML syntax errors and non-mapping documents become WorldFileError."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters (e.g. NUL) up front
+        raise WorldFileError(path, f"not a YAML text file: {' '.join(str(exc).split())}") from None
     try:
         node = loader.get_single_node()
         if node is None:

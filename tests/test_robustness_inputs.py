@@ -72,7 +72,7 @@ def test_hand_written_inputs_fail_with_one_named_line(
     assert expected.replace("{file}", str(tmp_path / "input.yaml")) in outcome.detail, outcome.detail
 
 
-@pytest.mark.parametrize("label", ["nul", "binary-config", "dup-config", "cell-size"])
+@pytest.mark.parametrize("label", ["nul", "binary-config", "cell-size"])
 def test_real_command_fails_with_one_line(label: str, tmp_path: Path) -> None:
     """The real command in a subprocess: exit 2, one stderr line, no traceback."""
     _, argv, content, expected = next(c for c in HAND_CASES if c[0] == label)

@@ -461,9 +461,13 @@ def _validate(c: Phase2Config) -> None:
     if c.ray_address is not None and c.backend != "ray":
         raise ConfigError(f"ray_address: only used with backend 'ray' (backend is {c.backend!r})")
     if c.warmup_env_steps > c.total_env_steps:
+        stages = ["warmup_v_h_e_steps", "warmup_x_h_steps", "warmup_q_r_steps", "beta_r_rampup_steps"]
+        if c.u_r_use_network:
+            stages.insert(2, "warmup_u_r_steps")
+        terms = " + ".join(f"{name} {getattr(c, name)}" for name in stages)
         raise ConfigError(
-            f"num_episodes: the warm-up stages need {c.warmup_env_steps} env steps (warmup_*_steps + "
-            f"beta_r_rampup_steps) but num_episodes * steps_per_episode = {c.total_env_steps}"
+            f"num_episodes: the warm-up stages need {c.warmup_env_steps} env steps ({terms}) but "
+            f"num_episodes * steps_per_episode = {c.total_env_steps}"
         )
 
 

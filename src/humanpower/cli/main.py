@@ -115,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return code
     except UserError as exc:
         print(f"humanpower: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -275,6 +275,11 @@ def test_yaml_none_means_null_for_optional_fields(tmp_path: Path, spelling: str)
             r"exploring_starts_pool: the exploring-starts pool \(1000000000 states\) needs about 200 GB",
         ),
         ({"async_training": True, "num_actors": 100}, r"num_actors: 100 actor processes needs about 15 GB"),
+        (
+            {"x_h_goal_samples": 10**9},
+            r"x_h_goal_samples: the X_h targets of one batch \(64 rows x 1000000000 sampled goals\) needs about "
+            r"1.02 TB",
+        ),
     ],
 )
 def test_sizes_are_refused_up_front_with_an_estimate(overrides: dict[str, object], message: str) -> None:

@@ -2,7 +2,7 @@
 
 The memory rule (docs/CONFIG.md, README "Reliability"): every number a user gives that makes a command allocate
 in proportion to it (``show --cell-size``, ``buffer_size``, ``hidden_dim`` x ``num_hidden_layers``,
-``tabular_max_states``, ``exploring_starts_pool``, ``num_actors``, ``torch_threads``) is checked up front
+``tabular_max_states``, ``x_h_goal_samples``, ``exploring_starts_pool``, ``num_actors``, ``torch_threads``) is checked up front
 against an estimate of the bytes it needs. An estimate above the budget (:data:`DEFAULT_MEMORY_LIMIT_GB`, 2 GB,
 raised with the ``memory_limit_gb`` config field or ``show --memory-limit-gb``) is refused with one line that
 names the field, the estimate and the budget (:func:`memory_refusal`).
@@ -55,6 +55,10 @@ PARAM_BYTES = 4
 
 TABULAR_MIN_WIDTH = 1
 """Columns of the narrowest tabular table (one value per state); wider tables only need more."""
+
+GOAL_SAMPLE_BYTES = 16
+"""Bytes per sampled goal of an X_h target row: the int64 goal index numpy draws and its torch copy (the
+state features selected per sample come on top)."""
 
 STATE_BYTES = 200
 """Lower bound of the bytes of one stored gridworld state (a GridState tuple with one AgentState)."""
@@ -118,6 +122,7 @@ __all__ = [
     "ACTOR_PROCESS_BYTES",
     "DEFAULT_MEMORY_LIMIT_GB",
     "GB",
+    "GOAL_SAMPLE_BYTES",
     "NETWORK_COPIES",
     "PARAM_BYTES",
     "PROCESS_BYTES",

@@ -86,9 +86,9 @@ class Phase2Config:
     torch_threads: int = 1
     """Intra-op CPU threads torch may use (torch.set_num_threads); >= 1 and <= 256."""
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
-    """Memory budget in GB (10^9 bytes): a config whose replay buffer, networks, tabular tables, exploring-starts
-    pool or actor processes need more (by a lower-bound estimate) is refused with the estimate; raise it on a
-    machine with more memory; > 0."""
+    """Memory budget in GB (10^9 bytes): a config whose replay buffer, networks, tabular tables, X_h goal
+    samples, exploring-starts pool or actor processes need more (by a lower-bound estimate) is refused with the
+    estimate; raise it on a machine with more memory; > 0."""
 
     # --- episodes ---
     num_episodes: int = 10_000
@@ -505,9 +505,10 @@ def config_reference_markdown() -> str:
         "refused with the file and line. Env steps count environment transitions; training steps count",
         "gradient updates.",
         "",
-        "Sizes are checked up front: a config whose replay buffer, networks, tabular tables, exploring-starts",
-        "pool or actor processes need more than `memory_limit_gb` (2 GB by default) by a lower-bound estimate",
-        "is refused with one line naming the field and the estimate (byte counts in `humanpower.limits`);",
+        "Sizes are checked up front: a config whose replay buffer, networks, tabular tables, X_h goal samples,",
+        "exploring-starts pool or actor processes need more than `memory_limit_gb` (2 GB by default) by a",
+        "lower-bound estimate is refused with one line naming the field and the estimate (byte counts in",
+        "`humanpower.limits`);",
         "`torch_threads` is at most 256 and `beta_r`, `beta_h` at most 1e6 (larger values overflow).",
         "",
         *markdown_table(field_docs()),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from humanpower.errors import ConfigError
 from humanpower.limits import (
     ACTOR_PROCESS_BYTES,
+    GOAL_SAMPLE_BYTES,
     NETWORK_COPIES,
     PARAM_BYTES,
     REPLAY_ITEM_BYTES,
@@ -57,6 +58,15 @@ def memory_estimates(c: Phase2Config) -> list[tuple[str, str, float]]:
                 "tabular_max_states",
                 f"the tabular tables ({c.tabular_max_states} rows each)",
                 float(3 * c.tabular_max_states * TABULAR_MIN_WIDTH * PARAM_BYTES * 3),
+            )
+        )
+    if not c.x_h_all_goals:
+        rows, k = c.effective_x_h_batch_size, c.x_h_goal_samples
+        out.append(
+            (
+                "x_h_goal_samples",
+                f"the X_h targets of one batch ({rows} rows x {k} sampled goals)",
+                float(rows * k * GOAL_SAMPLE_BYTES),
             )
         )
     if c.exploring_starts_prob > 0:

@@ -3,9 +3,10 @@
 The memory rule (docs/CONFIG.md, README "Reliability"): every number a user gives that makes a command allocate
 in proportion to it (``show --cell-size``, ``buffer_size``, ``hidden_dim`` x ``num_hidden_layers``,
 ``tabular_max_states``, ``x_h_goal_samples``, ``exploring_starts_pool``, ``num_actors``) is checked up front
-against an estimate of the bytes it needs (``torch_threads`` has a plain cap). An estimate above the budget (:data:`DEFAULT_MEMORY_LIMIT_GB`, 2 GB,
-raised with the ``memory_limit_gb`` config field or ``show --memory-limit-gb``) is refused with one line that
-names the field, the estimate and the budget (:func:`memory_refusal`).
+against an estimate of the bytes it needs (``torch_threads`` has a plain cap). An estimate above the budget
+(:data:`DEFAULT_MEMORY_LIMIT_GB`, 2 GB, raised with the ``memory_limit_gb`` config field or
+``show --memory-limit-gb``) is refused with one line that names the field, the estimate and the budget
+(:func:`memory_refusal`).
 
 Estimates are lower bounds of what the named allocation alone needs (the rest of the process comes on top), so a
 refusal is never a false alarm about that allocation; they use the byte counts below.

@@ -103,10 +103,7 @@ def _text_mutations(text: str, rng: random.Random, keys: list[str]) -> Iterator[
     yield f"line{k + 1}-doubled", "".join(lines[: k + 1] + lines[k:]).encode()
     key = rng.choice(keys)
     value = rng.choice(BAD_VALUES)
-    yield (
-        f"{key}={value[:20]}",
-        (text + f"\n{key}: {value}\n").encode() if key not in text else _set_key(text, key, value).encode(),
-    )
+    yield f"{key}={value[:20]}", _with_value(text, key, value).encode()
     yield "unknown-key", (text + "\nspeeed: 3\n").encode()
     yield f"duplicate-{key}", (text + f"\n{key}: 1\n{key}: 2\n").encode()
     yield "binary", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
@@ -120,14 +117,14 @@ def _text_mutations(text: str, rng: random.Random, keys: list[str]) -> Iterator[
     yield "tab-indent", text.replace("  ", "\t", 1).encode()
 
 
-def _set_key(text: str, key: str, value: str) -> str:
-    """``text`` with the top-level ``key:`` line's value replaced (block values left as they are)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith(f"{key}:"):
-            line = f"{key}: {value}"
-        out.append(line)
-    return "\n".join(out) + "\n"
+def _with_value(text: str, key: str, value: str) -> str:
+    """``text`` with the top-level ``key:`` line's value replaced, or ``key: value`` appended if there is none."""
+    lines = text.splitlines()
+    hit = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+    if not hit:
+        return text + f"\n{key}: {value}\n"
+    lines[hit[0]] = f"{key}: {value}"
+    return "\n".join(lines) + "\n"
 
 
 def world_cases(rng: random.Random, per_world: int) -> Iterator[Case]:
@@ -187,9 +184,7 @@ def config_cases(rng: random.Random, per_config: int) -> Iterator[Case]:
                 yield Case(
                     f"config:{name}:{round_}:{key}={value[:20]}",
                     ("train", "--config", "{file}", "--no-progress"),
-                    _set_key(text, key, value).encode()
-                    if f"\n{key}:" in text
-                    else (text + f"{key}: {value}\n").encode(),
+                    _with_value(text, key, value).encode(),
                 )
 
 

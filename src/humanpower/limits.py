@@ -8,8 +8,10 @@ against an estimate of the bytes it needs (``torch_threads`` has a plain cap). A
 ``show --memory-limit-gb``) is refused with one line that names the field, the estimate and the budget
 (:func:`memory_refusal`).
 
-Estimates are lower bounds of what the named allocation alone needs (the rest of the process comes on top), so a
-refusal is never a false alarm about that allocation; they use the byte counts below.
+Estimates count only what the named value allocates, with the undercounting byte counts below (``show`` adds an
+allowance for the process itself), so a refusal is not a false alarm about that allocation. One exception: the
+tabular tables are checked at ``tabular_max_states`` rows although a world that is solved exactly sizes them by
+its state count.
 
 The rationality exponents have upper bounds (:data:`THEORY_MAXIMA`) beyond which double precision overflows in
 the equations, which would otherwise surface as a misleading "X_h = 0" much later.

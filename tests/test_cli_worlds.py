@@ -268,3 +268,10 @@ def test_solve_x_h_zero_error_names_the_world(
     err = capsys.readouterr().err
     assert err.startswith("humanpower: error: pocket.yaml: human 1 has X_h = 0 at the non-terminal state")
     assert err.count("\n") == 1
+
+
+def test_negative_numbers_in_scientific_notation_are_values() -> None:
+    from humanpower.cli.main import build_parser
+
+    args = build_parser().parse_args(["solve", "trivial", "--terminal-v-r", "-1e3", "--beta-r", "-.5"])
+    assert args.terminal_v_r == -1000.0 and args.beta_r == -0.5

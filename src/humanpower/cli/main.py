@@ -13,10 +13,11 @@ import argparse
 import difflib
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from humanpower import __version__
 from humanpower.errors import InputWarning, RunError, UserError
@@ -35,8 +36,14 @@ EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (``PROG: error: MESSAGE (see PROG --help)``), exit 2.
 
-    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's class).
+    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's class). Negative numbers in
+    scientific notation (``--terminal-v-r -1e3``) are values, not options (argparse's own pattern only knows
+    ``-1`` and ``-1.5``).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -304,3 +304,13 @@ def test_default_and_bundled_configs_fit_the_default_memory_limit() -> None:
     for c in configs:
         for _, _, estimate in memory_estimates(c):
             assert estimate < memory_limit_bytes(c.memory_limit_gb) / 10
+
+
+def test_oversized_config_file_is_refused_before_reading(tmp_path: Path) -> None:
+    from humanpower.learn.config_tools import MAX_CONFIG_FILE_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * MAX_CONFIG_FILE_BYTES + b"\nseed: 1\n")
+    with pytest.raises(ConfigError, match=r"big\.yaml: the file has 1,000,009 bytes, more than the 1,000,000"):
+        Phase2Config.from_yaml(path)
+    assert len(Phase2Config().to_yaml(comments=True)) < MAX_CONFIG_FILE_BYTES / 50

@@ -23,6 +23,9 @@ import yaml
 
 from humanpower.errors import ConfigError
 
+MAX_CONFIG_FILE_BYTES = 1_000_000
+"""Largest config file read (a full config with comments is about 10 kB)."""
+
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
@@ -117,10 +120,15 @@ def read_flat_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """Read a flat YAML mapping: ``({key: value}, {key: line})``; ``{}`` for an empty file.
 
     Every problem raises :class:`ConfigError` with one line starting ``FILE`` or ``FILE:LINE``: an unreadable
-    file, bytes that are not UTF-8 text (a binary file), YAML syntax errors, duplicate keys, a document that is
-    not a mapping, keys that are not names.
+    file, a file over :data:`MAX_CONFIG_FILE_BYTES`, bytes that are not UTF-8 text (a binary file), YAML syntax
+    errors, duplicate keys, a document that is not a mapping, keys that are not names.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_FILE_BYTES:
+            raise ConfigError(
+                f"{path}: the file has {size:,} bytes, more than the {MAX_CONFIG_FILE_BYTES:,} a config file may have"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None

@@ -397,3 +397,27 @@ def test_kill_9_then_eval_then_sigterm_then_resume(tmp_path: Path, capsys: pytes
     assert folder.read_status()["status"] == "finished"
     steps = _csv_steps(folder.metrics_path)
     assert steps == sorted(set(steps)) and steps[-1] == (done + 2) * 10  # no repeated or backward rows
+
+
+# -- item 5 for the asynchronous trainer ------------------------------------------------------------------------------
+
+
+def test_async_resume_after_a_kill_repeats_no_episode_and_a_finished_run_is_left_alone(tmp_path: Path) -> None:
+    from humanpower.learn.distributed import AsyncTrainer
+
+    cfg = CFG.replace(async_training=True, num_actors=1, chunk_size=10)  # one chunk = one episode
+    setup = build_setup(load_world("trivial"), cfg, reference=False)
+    first = tmp_path / "first"
+    AsyncTrainer(setup, cfg, first, progress=False).train()
+    assert _csv_steps(first / "metrics.csv") == [20, 40, 60, 80, 100, 120]
+    folder = _killed_after(first, tmp_path / "run", 60)
+    resumed = AsyncTrainer(setup, cfg, folder.root, progress=False).train(resume=True)
+    assert not resumed.interrupted and folder.read_status()["status"] == "finished"
+    steps = _csv_steps(folder.metrics_path)
+    assert steps == [20, 40, 60, 80, 100, 120] and _tb_steps(folder.root) == steps
+    episodes = [int(line.split(",")[0]) for line in folder.metrics_path.read_text().splitlines()[1:]]
+    assert episodes == [2, 4, 6, 8, 10, 12]  # no episode counted twice
+    policy = folder.policy_path.read_bytes()
+    again = AsyncTrainer(setup, cfg, folder.root, progress=False).train(resume=True)
+    assert again.already_finished and folder.policy_path.read_bytes() == policy
+    assert len(list(folder.tb_dir.iterdir())) == 2  # the first run's event file and the resume's, no empty third

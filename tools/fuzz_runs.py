@@ -7,8 +7,8 @@ tabular networks on ``trivial``), each stopped up to ``--rounds`` times at a ran
 or SIGINT, sometimes damaged after a kill -9 (newest checkpoint cut short or deleted, a partial metrics row),
 sometimes evaluated while killed (``humanpower eval``) or raced by a second writer, and resumed with
 ``humanpower train --resume`` until it finishes. Synchronous resume is exact, so every finished run must equal the
-reference: same metric rows (timing columns aside) and bit-identical policy. Prints the counts; exits 1 if any
-data was lost, a traceback was printed or an exit status was unexpected.
+reference: same metric rows (every column but the two speeds) and a bit-identical policy. Prints the counts; exits
+1 if any data was lost, a traceback was printed or an exit status was unexpected.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from humanpower.learn.checkpoint import RunFolder, load_torch
 
 CONFIG: dict[str, str | int] = {
     "networks": "tabular",
-    "num-episodes": 24,
+    "num-episodes": 12,
     "steps-per-episode": 10,
     "batch-size": 16,
     "buffer-size": 500,
@@ -42,7 +42,7 @@ CONFIG: dict[str, str | int] = {
     "beta-r-rampup-steps": 20,
     "epsilon-decay-steps": 50,
     "log-every-episodes": 1,
-    "checkpoint-every-episodes": 3,
+    "checkpoint-every-episodes": 2,
     "keep-checkpoints": 3,
 }
 TIMING_COLUMNS = {"env_steps_per_s", "train_steps_per_s"}

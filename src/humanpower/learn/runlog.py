@@ -78,10 +78,13 @@ class RunLogger:
             self._print_line(row, step, postfix or {})
         if self.root is None:
             return
-        tb = self._writer()
-        for key, value in row.items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value)):
-                tb.add_scalar(key, float(value), step)
+        try:
+            tb = self._writer()
+            for key, value in row.items():
+                if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value)):
+                    tb.add_scalar(key, float(value), step)
+        except OSError as exc:  # raised again here when TensorBoard's writer thread failed
+            raise with_path(exc, self.root / "tb") from exc
         path = self.root / "metrics.csv"
         new = self._csv_columns is None
         if new:
@@ -104,14 +107,20 @@ class RunLogger:
 
     def flush(self) -> None:
         """Write buffered TensorBoard events to disk (before a checkpoint, so a kill loses none it covers)."""
-        if self._tb is not None:
-            self._tb.flush()
+        if self._tb is not None and self.root is not None:
+            try:
+                self._tb.flush()
+            except OSError as exc:
+                raise with_path(exc, self.root / "tb") from exc
 
     def close(self) -> None:
         self.bar.close()
-        if self._tb is not None:
-            self._tb.flush()
-            self._tb.close()
+        if self._tb is not None and self.root is not None:
+            try:
+                self._tb.flush()
+                self._tb.close()
+            except OSError as exc:
+                raise with_path(exc, self.root / "tb") from exc
 
 
 def truncate_metrics(path: Path, last_step: int) -> int:

@@ -129,6 +129,8 @@ class SyncTrainer:
         self.metrics: list[dict[str, Any]] = []
         self._logger: RunLogger | None = None
         """The metrics logger while :meth:`train` runs (flushed before each checkpoint)."""
+        self._loss_window: dict[str, list[float]] = {}
+        """Losses since the last metrics row (checkpointed, so a resumed run logs the same rows)."""
 
     # -- run folder -----------------------------------------------------------------------------------------
     def _init_run_folder(self) -> None:
@@ -152,6 +154,7 @@ class SyncTrainer:
             "episode": self.episode,
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
+            "loss_window": {k: list(v) for k, v in self._loss_window.items()},
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -160,6 +163,7 @@ class SyncTrainer:
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
         torch.set_rng_state(d["torch_rng"])
+        self._loss_window = {k: list(v) for k, v in d.get("loss_window", {}).items()}
 
     def resume(self) -> None:
         """Load the newest readable checkpoint of the run folder.
@@ -260,7 +264,7 @@ class SyncTrainer:
 
     def _collect_and_train(self, logger: RunLogger, stop: StopRequest) -> None:
         cfg, learner, actor = self.cfg, self.learner, self.actor
-        window: dict[str, list[float]] = {}
+        window = self._loss_window
         t0, steps0, train0 = time.perf_counter(), self.total_steps, learner.train_steps
         while self.episode < cfg.num_episodes and not stop.requested:
             if actor.episode_done:
@@ -282,7 +286,8 @@ class SyncTrainer:
                 if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
                     now = time.perf_counter()
                     row = self._metrics_row(window, now - t0, self.total_steps - steps0, learner.train_steps - train0)
-                    t0, steps0, train0, window = now, self.total_steps, learner.train_steps, {}
+                    t0, steps0, train0 = now, self.total_steps, learner.train_steps
+                    window = self._loss_window = {}
                     self.metrics.append(row)
                     logger.log(row, self.total_steps, _postfix(row))
                 if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:

@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.replace(**overrides)
         if args.out:
             run_dir = Path(args.out)
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise UserError(f"{run_dir}: run folder exists and is not empty (use --resume to continue it)")
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise UserError(f"{run_dir}: exists and is not an empty folder (use --resume to continue a run)")
         else:  # a new folder, created atomically: two runs started in the same second get two folders
             run_dir = create_run_dir(Path("runs"), f"{safe_folder_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(

@@ -134,6 +134,9 @@ def one_run(root: Path, reference: Path, rng: random.Random, rounds: int, tally:
         before = 0
         at_row = rng.randrange(0, total_rows)
         if stop is not None:
+            # Aim at the training itself, not the interpreter's start-up: wait for the lock, then for the row.
+            while proc.poll() is None and not folder.is_busy():
+                time.sleep(0.05)
             while proc.poll() is None and len(rows(folder.metrics_path)) <= at_row:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0, 0.3))

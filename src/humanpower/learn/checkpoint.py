@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ CHECKPOINT_FORMAT = 1
 POLICY_KIND = "humanpower-policy"
 """The ``kind`` of a policy file (``policy.pt``)."""
 LOCK_NAME = "run.lock"
+LOCK_PATIENCE_S = 1.0
+"""How long taking the lock retries: :meth:`RunFolder.is_busy` (eval, a resume's early check) holds a shared lock
+for an instant, which must not turn a starting run away; a real writer holds it for the whole run."""
 CHECKPOINT_GLOB = "ckpt-*.pt"
 
 
@@ -225,10 +229,15 @@ class RunFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise self._busy(fd) from None
+            deadline = time.monotonic() + LOCK_PATIENCE_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise self._busy(fd) from None
+                    time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
             yield

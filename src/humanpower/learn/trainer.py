@@ -230,6 +230,8 @@ class SyncTrainer:
                 raise CheckpointError("resume needs a run folder")
             yield RunStart()
             return
+        if resume:
+            run.read_status()  # a clear error (before creating anything) if this is not a run folder
         try:
             with run.locked():
                 try:

@@ -285,8 +285,10 @@ def test_full_disk_is_one_line_marks_the_run_failed_and_stays_resumable(
     assert str(folder.checkpoint_dir / "ckpt-0000000090.pt") in line and "No space left on device" in line
     assert "marked failed" in line and "--resume" in line
     assert folder.read_status()["status"] == "failed"
+    assert "No space left on device" in folder.read_status()["error"]
     monkeypatch.undo()  # space freed: the run resumes from its newest checkpoint and finishes
     assert main(["train", "--resume", str(folder.root), "--no-progress"]) == 0
+    assert "error" not in folder.read_status()
     _assert_same_policy(folder.policy_path, finished / "policy.pt")
     assert _csv_steps(folder.metrics_path) == _csv_steps(finished / "metrics.csv")
 

@@ -276,8 +276,10 @@ class RunFolder:
         return status
 
     def write_status(self, **fields: Any) -> None:
+        """Update fields of ``run.json`` (a field given as None is removed)."""
         status = self.read_status() if self.status_path.is_file() else {}
         status.update(fields)
+        status = {k: v for k, v in status.items() if v is not None}
         atomic_write_text(self.status_path, json.dumps(status, indent=2, sort_keys=True) + "\n")
 
     # -- checkpoints --------------------------------------------------------------------------------------------

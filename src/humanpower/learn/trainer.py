@@ -218,7 +218,7 @@ class SyncTrainer:
         if not run.config_path.is_file() or run.config_path.read_text() != config_text:
             atomic_write_text(run.config_path, config_text)  # e.g. a larger num_episodes
         run.remove_stale_temp_files()
-        run.write_status(status="running", episode=self.episode, total_steps=self.total_steps)
+        run.write_status(status="running", episode=self.episode, total_steps=self.total_steps, error=None)
         return RunStart(resumed_at=self.total_steps)
 
     @contextlib.contextmanager

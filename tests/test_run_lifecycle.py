@@ -362,7 +362,9 @@ def _wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[str], second
         time.sleep(0.1)
 
 
-def test_kill_9_then_eval_then_sigterm_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kill_9_then_eval_then_sigterm_then_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     folder = RunFolder(run)
     long = [*FLAGS, "--num-episodes", "100000", "--checkpoint-every-episodes", "2"]
@@ -371,27 +373,31 @@ def test_kill_9_then_eval_then_sigterm_then_resume(tmp_path: Path, capsys: pytes
         _wait_for(lambda: len(folder.checkpoints()) >= 2, proc)
         proc.kill()  # kill -9: no chance to write anything
     finally:
-        proc.wait()
+        _, err = proc.communicate()
+    assert "Traceback" not in err and "\r" not in err and "step" in err  # stderr is a pipe: plain lines, no bar
     assert folder.read_status()["status"] == "running" and not folder.policy_path.exists()
 
     assert main(["eval", str(run), "--json", "--episodes", "1", "--no-exact"]) == 0
     note = _one_line(capsys.readouterr().err)
     assert "was killed" in note and "ckpt-" in note
 
-    proc = subprocess.Popen(_cli("train", "--resume", str(run)), stderr=subprocess.PIPE, text=True)
-    try:
-        start = folder.latest_checkpoint()
-        _wait_for(lambda: folder.latest_checkpoint() != start, proc)  # resumed and checkpointed again
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "Traceback" not in err and "\r" not in err  # stderr is a pipe: plain lines, no progress bar
+    # SIGTERM right after the resumed run's first checkpoint (sent by the process to itself, as `kill PID` would).
+    real_checkpoint = SyncTrainer.checkpoint
+    sent: list[int] = []
+
+    def checkpoint_then_sigterm(self: SyncTrainer) -> None:
+        real_checkpoint(self)
+        if not sent:  # once: a second SIGTERM would abort at once, as it should
+            sent.append(self.total_steps)
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(SyncTrainer, "checkpoint", checkpoint_then_sigterm)
+    start = load_torch(folder.latest_checkpoint())["state"]["total_steps"]
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 128 + signal.SIGTERM
+    assert "interrupted" in capsys.readouterr().out
+    monkeypatch.undo()
     status = folder.read_status()
-    assert status["status"] == "interrupted"
+    assert status["status"] == "interrupted" and status["total_steps"] == sent[0] > start  # stopped right there
     assert load_torch(folder.latest_checkpoint())["state"]["total_steps"] == status["total_steps"]
 
     done = status["episode"]

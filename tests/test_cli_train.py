@@ -78,3 +78,11 @@ def test_existing_run_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "x").write_text("")
     assert main(["train", "trivial", "--out", str(tmp_path), *TINY]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "file"
+    out.write_text("")
+    assert main(["train", "trivial", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out) in err and "not an empty folder" in err and "\n" not in err

@@ -116,6 +116,11 @@ def train(
     Returns a :class:`TrainResult` with the trained :class:`~humanpower.learn.evaluate.LearnedModel`, the metric
     rows and the run folder (when ``run_dir`` is given: config, metrics, TensorBoard logs, checkpoints, policy,
     rollout GIF). With ``config.async_training`` the asynchronous actor-learner is used.
+
+    The run folder is locked while training (another process writing it raises RunFolderBusyError); a folder that
+    already holds a run is continued with ``resume=True`` (from its newest readable checkpoint; a larger
+    ``num_episodes`` extends a finished run, an unchanged one returns ``already_finished``). An OSError on the folder
+    (full disk, read-only) raises RunFolderWriteError naming the path, after marking the run ``failed``.
     """
     w = load_world(world) if isinstance(world, str) else world
     if config is None:

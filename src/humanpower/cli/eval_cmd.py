@@ -12,10 +12,11 @@ import argparse
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
-from humanpower.errors import CheckpointError, UserError
+from humanpower.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from humanpower.api import build_setup
-    from humanpower.learn.checkpoint import RunFolder
+    from humanpower.learn.checkpoint import RunFolder, newest_policy
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import LearnedModel, compare_with_exact
     from humanpower.learn.rollout import rollout_statistics, run_episode
@@ -93,15 +94,13 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UserError("--episodes: must be >= 1")
     folder = RunFolder(Path(args.run_dir))
-    folder.read_status()
-    if not folder.policy_path.is_file():
-        raise CheckpointError(
-            f"{folder.policy_path}: no trained policy in this run folder (did training start?)"
-        )
+    source = newest_policy(folder)  # policy.pt, or the newest checkpoint of a killed / running / failed run
+    if source.note:
+        print(f"humanpower eval: {source.note}", file=sys.stderr)
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(str(folder.world_path))
     setup = build_setup(world, cfg, reference=not args.no_exact)
-    model = LearnedModel.load(folder.policy_path, world, setup.state_encoder, setup.goal_encoders)
+    model = LearnedModel.from_policy(source.policy, source.path, world, setup.state_encoder, setup.goal_encoders)
 
     out_dir = folder.root / "eval"
     out_dir.mkdir(exist_ok=True)

@@ -96,7 +96,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from humanpower.api import train
-    from humanpower.learn.checkpoint import RunFolder
+    from humanpower.learn.checkpoint import RunFolder, create_run_dir, safe_folder_name
     from humanpower.worlds.grid.library import load_world
 
     overrides = _overrides(args)
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(
                 f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})"
             )
+        folder.check_not_busy()  # fail before building the setup; the trainer takes the lock itself
         cfg = Phase2Config.from_yaml(folder.config_path).replace(**overrides)
         world = load_world(str(folder.world_path))
         world_name = world.name
@@ -122,16 +123,24 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(args.config, Path(world_name).stem)
         if overrides:
             cfg = cfg.replace(**overrides)
-        run_dir = (
-            Path(args.out) if args.out else Path("runs") / f"{world.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise UserError(f"{run_dir}: run folder exists and is not empty (use --resume to continue it)")
+        if args.out:
+            run_dir = Path(args.out)
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise UserError(f"{run_dir}: exists and is not an empty folder (use --resume to continue a run)")
+        else:  # a new folder, created atomically: two runs started in the same second get two folders
+            run_dir = create_run_dir(Path("runs"), f"{safe_folder_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(
         f"humanpower train: world {world_name}, {cfg.networks} networks, "
-        f"{cfg.num_episodes} episodes, run folder {run_dir}"
+        f"{cfg.num_episodes} episodes, run folder {run_dir}",
+        flush=True,
     )
     result = train(world, cfg, run_dir, progress=not args.no_progress, resume=bool(args.resume))
+    if result.already_finished:
+        print(
+            f"humanpower train: {run_dir} already finished its {cfg.num_episodes} episodes; nothing to do "
+            "(pass a larger --num-episodes to extend it)"
+        )
+        return 0
     status = (
         "interrupted (resume with: humanpower train --resume " + str(run_dir) + ")"
         if result.interrupted
@@ -159,4 +168,4 @@ def run(args: argparse.Namespace) -> int:
                 f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}" for k in keys
             )
         )
-    return 130 if result.interrupted else 0
+    return 128 + result.stopped_by if result.stopped_by is not None else 0

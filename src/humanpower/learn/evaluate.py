@@ -16,7 +16,7 @@ import torch
 
 from humanpower.goals import GoalSet
 from humanpower.learn import targets as T
-from humanpower.learn.checkpoint import load_torch, save_torch
+from humanpower.learn.checkpoint import POLICY_KIND, load_torch, save_torch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
 from humanpower.learn.losses import robot_policy, y_min
@@ -97,7 +97,7 @@ class LearnedModel:
     # -- persistence ----------------------------------------------------------------------------------------
     def to_checkpoint(self) -> dict[str, Any]:
         return {
-            "kind": "humanpower-policy",
+            "kind": POLICY_KIND,
             "config": self.cfg.to_dict(),
             "nets": {name: m.state_dict() for name, m in self.nets.named().items()},
             "featurizer": self.featurizer.state_dict(),
@@ -111,10 +111,21 @@ class LearnedModel:
         cls, path: Path, world: WorldModel, state_encoder: StateEncoder, goal_encoders: Sequence[GoalEncoder]
     ) -> LearnedModel:
         """Rebuild the networks for ``world`` and load the saved weights (CheckpointError if they do not fit)."""
+        return cls.from_policy(load_torch(path), path, world, state_encoder, goal_encoders)
+
+    @classmethod
+    def from_policy(
+        cls,
+        ckpt: dict[str, Any],
+        path: Path,
+        world: WorldModel,
+        state_encoder: StateEncoder,
+        goal_encoders: Sequence[GoalEncoder],
+    ) -> LearnedModel:
+        """:meth:`load` from policy-file contents already read from ``path`` (named in errors)."""
         from humanpower.errors import CheckpointError
 
-        ckpt = load_torch(path)
-        if ckpt.get("kind") != "humanpower-policy":
+        if ckpt.get("kind") != POLICY_KIND:
             raise CheckpointError(f"{path}: not a humanpower policy file")
         cfg = Phase2Config(**ckpt["config"])
         featurizer = Featurizer(state_encoder, torch.device("cpu"))

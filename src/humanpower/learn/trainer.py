@@ -12,9 +12,8 @@ The asynchronous wiring (``learn/distributed``) reuses the same Actor and Learne
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,15 +26,24 @@ import torch
 from humanpower.errors import CheckpointError, ConfigError
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.learn.actor import Actor, ExplorationParams
-from humanpower.learn.checkpoint import RunFolder, atomic_write_text, load_torch, save_torch
+from humanpower.learn.checkpoint import (
+    RunFolder,
+    RunFolderWriteError,
+    atomic_write_text,
+    describe_os_error,
+    save_torch,
+)
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact
 from humanpower.learn.learner import Learner
+from humanpower.learn.lifecycle import RunStart, StopRequest, below_done_error, write_failure
 from humanpower.learn.networks import build_networks
-from humanpower.learn.runlog import RunLogger
+from humanpower.learn.runlog import RunLogger, truncate_metrics
 from humanpower.learn.schedules import beta_r_at, epsilon_at, lr_at
 from humanpower.worlds.protocol import SimulatorModel, State
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +71,11 @@ class TrainResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     run_dir: Path | None = None
     interrupted: bool = False
+    """Stopped by SIGINT or SIGTERM before the budget (resumable)."""
+    stopped_by: int | None = None
+    """The signal that interrupted the run (``signal.SIGINT`` or ``signal.SIGTERM``), if any."""
+    already_finished: bool = False
+    """A resume of a finished run with no larger budget: nothing was trained or written."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,34 +101,13 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
     return Learner(world, cfg, nets, featurizer, device)
 
 
-class _StopFlag:
-    """Turns the first Ctrl-C into a request to stop after the current env step (a second one aborts)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:
-                signal.signal(signal.SIGINT, previous)
-                raise KeyboardInterrupt
-            self.requested = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
 class SyncTrainer:
-    """The synchronous loop. ``run_dir=None`` trains in memory only (tests, the Python API)."""
+    """The synchronous loop. ``run_dir=None`` trains in memory only (tests, the Python API).
+
+    With a run folder, :meth:`train` holds the folder's lock for the whole call (a second writer gets
+    RunFolderBusyError), turns SIGINT/SIGTERM into a clean stop (checkpoint, status ``interrupted``) and an OSError
+    on the folder into one RunFolderWriteError line (status ``failed`` where it can still be written).
+    """
 
     def __init__(
         self, setup: TrainingSetup, cfg: Phase2Config, run_dir: Path | None = None, *, progress: bool = True
@@ -135,11 +127,20 @@ class SyncTrainer:
         self.total_steps = 0
         self.episode = 0
         self.metrics: list[dict[str, Any]] = []
+        self._logger: RunLogger | None = None
+        """The metrics logger while :meth:`train` runs (flushed before each checkpoint)."""
+        self._loss_window: dict[str, list[float]] = {}
+        """Losses since the last metrics row (checkpointed, so a resumed run logs the same rows)."""
 
     # -- run folder -----------------------------------------------------------------------------------------
     def _init_run_folder(self) -> None:
         assert self.run is not None
         self.run.create()
+        if self.run.status_path.is_file():
+            raise CheckpointError(
+                f"{self.run.root}: already holds a run (run.json); continue it with "
+                f"humanpower train --resume {self.run.root}, or use another folder"
+            )
         atomic_write_text(self.run.config_path, self.cfg.to_yaml())
         if self.setup.save_world is not None:
             self.setup.save_world(self.run.world_path)
@@ -153,6 +154,7 @@ class SyncTrainer:
             "episode": self.episode,
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
+            "loss_window": {k: list(v) for k, v in self._loss_window.items()},
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -161,81 +163,160 @@ class SyncTrainer:
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
         torch.set_rng_state(d["torch_rng"])
+        self._loss_window = {k: list(v) for k, v in d.get("loss_window", {}).items()}
 
     def resume(self) -> None:
-        """Continue from the newest checkpoint of the run folder."""
+        """Load the newest readable checkpoint of the run folder.
+
+        Unreadable newer checkpoints are renamed ``*.corrupt`` and reported on one line; with no readable
+        checkpoint at all (a run killed before its first one), the run starts over from episode 0.
+        """
         if self.run is None:
             raise CheckpointError("resume needs a run folder")
-        ckpt = load_torch(self.run.latest_checkpoint())
+        found, skipped = self.run.newest_readable_checkpoint(set_aside=True)
+        if found is None:
+            unreadable = f" ({'; '.join(skipped)})" if skipped else ""
+            log.warning("%s: no readable checkpoint%s; starting the run over", self.run.root, unreadable)
+            return
+        if skipped:
+            log.warning("%s; resuming from %s instead", "; ".join(skipped), found.path.name)
         try:
-            self.load_state_dict(ckpt["state"])
+            self.load_state_dict(found.data["state"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{self.run.latest_checkpoint()}: does not match this run ({exc})") from exc
+            raise CheckpointError(f"{found.path}: does not match this run ({exc})") from exc
 
     def checkpoint(self) -> None:
         if self.run is not None:
-            self.run.save_checkpoint(
-                {"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints
-            )
+            if self._logger is not None:
+                self._logger.flush()  # every TensorBoard point up to this step is on disk with the checkpoint
+            self.run.save_checkpoint({"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints)
             self.run.write_status(episode=self.episode)
 
-    def _open_run(self, resume: bool) -> None:
-        """Resume from the run folder's newest checkpoint, or initialise a new run folder (if any)."""
-        if self.run is not None:
+    def _work_left(self) -> bool:
+        """Whether the run has not reached its budget (``num_episodes``) yet."""
+        return self.episode < self.cfg.num_episodes
+
+    def _beyond_budget(self) -> bool:
+        """Whether the run already did more than its budget (a resume with a smaller ``num_episodes``)."""
+        return self.episode > self.cfg.num_episodes
+
+    def _open_run(self, resume: bool) -> RunStart:
+        """Initialise a new run folder, or resume from its newest checkpoint (the caller holds the lock)."""
+        run = self.run
+        assert run is not None
+        if not resume:
+            self._init_run_folder()
+            return RunStart()
+        status = run.read_status().get("status")
+        self.resume()
+        if self._beyond_budget():
+            raise below_done_error(self.cfg.num_episodes, self.episode, self.total_steps, run)
+        if status == "finished" and not self._work_left():
+            return RunStart(resumed_at=self.total_steps, already_finished=True)
+        truncate_metrics(run.metrics_path, self.total_steps)
+        config_text = self.cfg.to_yaml()
+        if not run.config_path.is_file() or run.config_path.read_text() != config_text:
+            atomic_write_text(run.config_path, config_text)  # e.g. a larger num_episodes
+        run.remove_stale_temp_files()
+        run.write_status(status="running", episode=self.episode, total_steps=self.total_steps, error=None)
+        return RunStart(resumed_at=self.total_steps)
+
+    @contextlib.contextmanager
+    def _session(self, resume: bool) -> Iterator[RunStart]:
+        """Open the run (under the folder's lock, held until the block ends); OSError -> RunFolderWriteError."""
+        run = self.run
+        if run is None:
             if resume:
-                self.resume()
-            else:
-                self._init_run_folder()
+                raise CheckpointError("resume needs a run folder")
+            yield RunStart()
+            return
+        if resume:
+            run.read_status()  # a clear error (before creating anything) if this is not a run folder
+        try:
+            with run.locked():
+                try:
+                    yield self._open_run(resume)
+                except OSError as exc:
+                    raise write_failure(run, exc) from exc
+        except OSError as exc:  # the lock file itself could not be created (read-only folder...)
+            raise RunFolderWriteError(f"{describe_os_error(exc)} (cannot lock the run folder {run.root})") from exc
 
     # -- the loop -------------------------------------------------------------------------------------------
     def train(self, *, resume: bool = False) -> TrainResult:
+        """Train to ``num_episodes`` (from the newest checkpoint with ``resume``); see the class docstring."""
+        self._prepare()
+        stop = StopRequest()
+        with stop.installed(), self._session(resume) as start:
+            if start.already_finished:
+                return self._result(LearnedModel.from_learner(self.learner, self.setup.world), already_finished=True)
+            budget = self.cfg.num_episodes * self.episode_len
+            root = self.run.root if self.run else None
+            logger = RunLogger(root, budget, self.total_steps, self.progress, purge_after=start.resumed_at)
+            self._logger = logger
+            try:
+                self._collect_and_train(logger, stop)
+            finally:
+                self._logger = None
+                logger.close()
+            interrupted = stop.requested and self._work_left()
+            return self._result(self._finish(interrupted), stopped_by=stop.signal if interrupted else None)
+
+    def _prepare(self) -> None:
+        """Checks to make before the run folder is touched (none for the synchronous loop)."""
+
+    def _collect_and_train(self, logger: RunLogger, stop: StopRequest) -> None:
         cfg, learner, actor = self.cfg, self.learner, self.actor
-        self._open_run(resume)
-        budget = cfg.num_episodes * self.episode_len
-        logger = RunLogger(self.run.root if self.run else None, budget, self.total_steps, self.progress)
-        stop = _StopFlag()
-        window: dict[str, list[float]] = {}
+        window = self._loss_window
         t0, steps0, train0 = time.perf_counter(), self.total_steps, learner.train_steps
-        try:
-            with stop.installed():
-                while self.episode < cfg.num_episodes and not stop.requested:
-                    if actor.episode_done:
-                        actor.begin_episode()
-                    beta_r = beta_r_at(self.total_steps, cfg)
-                    explore = ExplorationParams(beta_r=beta_r, epsilon=epsilon_at(self.total_steps, cfg))
-                    policy = learner.acting_policy() if beta_r > 0 else None
-                    transition = actor.step(policy, explore, self.total_steps)
-                    learner.add([transition])
-                    self.total_steps += 1
-                    learner.on_env_steps(self.total_steps)
-                    if learner.ready():
-                        for _ in range(cfg.updates_per_step):
-                            for name, value in learner.train_step(self.total_steps).items():
-                                window.setdefault(name, []).append(value)
-                    logger.advance(1)
-                    if actor.episode_done:
-                        self.episode += 1
-                        if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
-                            now = time.perf_counter()
-                            row = self._metrics_row(
-                                window, now - t0, self.total_steps - steps0, learner.train_steps - train0
-                            )
-                            t0, steps0, train0, window = now, self.total_steps, learner.train_steps, {}
-                            self.metrics.append(row)
-                            logger.log(row, self.total_steps, _postfix(row))
-                        if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:
-                            self.checkpoint()
-        finally:
-            logger.close()
-        interrupted = stop.requested and self.episode < cfg.num_episodes
-        model = LearnedModel.from_learner(learner, self.setup.world)
+        while self.episode < cfg.num_episodes and not stop.requested:
+            if actor.episode_done:
+                actor.begin_episode()
+            beta_r = beta_r_at(self.total_steps, cfg)
+            explore = ExplorationParams(beta_r=beta_r, epsilon=epsilon_at(self.total_steps, cfg))
+            policy = learner.acting_policy() if beta_r > 0 else None
+            transition = actor.step(policy, explore, self.total_steps)
+            learner.add([transition])
+            self.total_steps += 1
+            learner.on_env_steps(self.total_steps)
+            if learner.ready():
+                for _ in range(cfg.updates_per_step):
+                    for name, value in learner.train_step(self.total_steps).items():
+                        window.setdefault(name, []).append(value)
+            logger.advance(1)
+            if actor.episode_done:
+                self.episode += 1
+                if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
+                    now = time.perf_counter()
+                    row = self._metrics_row(window, now - t0, self.total_steps - steps0, learner.train_steps - train0)
+                    t0, steps0, train0 = now, self.total_steps, learner.train_steps
+                    window = self._loss_window = {}
+                    self.metrics.append(row)
+                    logger.log(row, self.total_steps, _postfix(row))
+                if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:
+                    self.checkpoint()
+
+    def _status_fields(self) -> dict[str, Any]:
+        """Extra ``run.json`` fields written when the run ends."""
+        return {}
+
+    def _finish(self, interrupted: bool) -> LearnedModel:
+        """The final checkpoint, policy, rollout GIF and status."""
+        model = LearnedModel.from_learner(self.learner, self.setup.world)
         if self.run is not None:
             self.checkpoint()
             model.save(self.run.policy_path)
             if not interrupted:
                 self._write_rollout(model)
-            self.run.write_status(status="interrupted" if interrupted else "finished", episode=self.episode)
-        return TrainResult(model, self.metrics, self.run.root if self.run else None, interrupted)
+            self.run.write_status(
+                status="interrupted" if interrupted else "finished", episode=self.episode, **self._status_fields()
+            )
+        return model
+
+    def _result(
+        self, model: LearnedModel, *, stopped_by: int | None = None, already_finished: bool = False
+    ) -> TrainResult:
+        root = self.run.root if self.run else None
+        return TrainResult(model, self.metrics, root, stopped_by is not None, stopped_by, already_finished)
 
     def _metrics_row(
         self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int

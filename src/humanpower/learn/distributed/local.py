@@ -10,9 +10,9 @@ Per actor slot:
 The learner waits on all result pipes and all process sentinels at once, so a chunk, an error report and a
 process that died (even by SIGKILL) are all noticed without polling.
 
-Actor processes ignore SIGINT (the learner stops them in order on Ctrl-C) and exit by themselves when the
-learner process disappears (a thread waits on the parent's sentinel), so they cannot outlive it as orphans;
-they are also daemonic, and :meth:`LocalActorPool.close` terminates, then kills, any that do not stop in time.
+Actor processes ignore SIGINT and SIGTERM (the learner stops them in order on Ctrl-C or SIGTERM) and exit by
+themselves when the learner process disappears (a thread waits on the parent's sentinel), so they cannot outlive it
+as orphans; they are also daemonic, and :meth:`LocalActorPool.close` kills any that do not stop in time.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from humanpower.learn.distributed.worker import ActorWorker
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
-"""Seconds actors get to finish their current chunk and exit after a stop request, before being terminated."""
+"""Seconds actors get to finish their current chunk and exit after a stop request, before being killed."""
 
 # Inbox messages: (kind, payload). Policy updates travel pre-pickled (pickled once, not once per actor).
 _COLLECT, _POLICY, _STOP = "collect", "policy", "stop"
@@ -117,7 +117,8 @@ def _actor_main(
     results: Connection,
 ) -> None:
     """Entry point of an actor process: serve collect requests until told to stop; report any error."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner handles Ctrl-C and SIGTERM sent to the whole
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # process group and stops its actors in order
     _exit_with_parent()
     torch.set_num_threads(1)
     try:
@@ -244,12 +245,9 @@ class LocalActorPool:
     # -- shutdown -----------------------------------------------------------------------------------------------
     def _release(self, slot: _Slot) -> None:
         """Reap a finished slot's process and close its channels."""
-        if slot.process.is_alive():
-            slot.process.terminate()
-        slot.process.join(timeout=STOP_GRACE_S)
-        if slot.process.is_alive():
+        if slot.process.is_alive():  # it ignores SIGTERM (see _actor_main): kill it
             slot.process.kill()
-            slot.process.join()
+        slot.process.join()
         slot.alive = False
         slot.results.close()
         slot.inbox.close()
@@ -257,7 +255,7 @@ class LocalActorPool:
     def close(self) -> int:
         """Ask every actor to stop, keep reading their pipes so none blocks in ``send``, then reap them all.
 
-        Actors that have not exited after :data:`STOP_GRACE_S` seconds are terminated (then killed).
+        Actors that have not exited after :data:`STOP_GRACE_S` seconds are killed.
         Returns the number of chunks that arrived after the stop request (discarded).
         """
         live = [s for s in self._slots if s.alive]
@@ -273,6 +271,6 @@ class LocalActorPool:
             live = [s for s in live if s.process.is_alive()]
         for slot in self._slots:
             if live and slot in live:
-                log.warning("actor %d did not stop within %.0f s; terminating it", slot.actor_id, STOP_GRACE_S)
+                log.warning("actor %d did not stop within %.0f s; killing it", slot.actor_id, STOP_GRACE_S)
             self._release(slot)
         return self.discarded

@@ -43,8 +43,9 @@ from humanpower.learn.distributed.protocol import (
 from humanpower.learn.distributed.ray_backend import RayActorPool, import_ray
 from humanpower.learn.distributed.scheduler import RequestScheduler
 from humanpower.learn.evaluate import LearnedModel
+from humanpower.learn.lifecycle import StopRequest
 from humanpower.learn.runlog import RunLogger
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult, _StopFlag
+from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ class AsyncTrainer(SyncTrainer):
         self._window = _Window(cfg.num_actors, 0, 0)
         self._crashes_before = 0
         """Crashes recorded before this ``train`` call (restarts are bounded per call, not per run)."""
+        self._actor_spec: ActorSpec | None = None
+        self._discarded = 0
+        """Chunks that arrived after the stop request of the last ``train`` call (discarded)."""
 
     # -- checkpoints (the synchronous trainer's run folder and files; no single in-process actor) -------------
     def state_dict(self) -> dict[str, Any]:
@@ -163,12 +167,28 @@ class AsyncTrainer(SyncTrainer):
         return LocalActorPool(spec, cfg.num_actors, cfg.seed, self.total_steps)
 
     # -- the loop -----------------------------------------------------------------------------------------------
-    def train(self, *, resume: bool = False) -> AsyncTrainResult:
-        cfg, learner = self.cfg, self.learner
-        if cfg.backend == "ray":
+    def _prepare(self) -> None:
+        if self.cfg.backend == "ray":
             import_ray()  # a missing optional dependency is reported before the run folder is touched
-        spec = self._spec()
-        self._open_run(resume)
+        self._actor_spec = self._spec()
+
+    def _work_left(self) -> bool:
+        return self.total_steps < self.cfg.num_episodes * self.episode_len
+
+    def _beyond_budget(self) -> bool:
+        return self.total_steps > self.cfg.num_episodes * self.episode_len
+
+    def _status_fields(self) -> dict[str, Any]:
+        return {"crashes": len(self.crashes)}
+
+    def train(self, *, resume: bool = False) -> AsyncTrainResult:
+        result = super().train(resume=resume)
+        assert isinstance(result, AsyncTrainResult)
+        return result
+
+    def _collect_and_train(self, logger: RunLogger, stop: StopRequest) -> None:
+        cfg, learner = self.cfg, self.learner
+        assert self._actor_spec is not None
         budget = cfg.num_episodes * self.episode_len
         self._crashes_before = len(self.crashes)
         scheduler = RequestScheduler(
@@ -180,43 +200,41 @@ class AsyncTrainer(SyncTrainer):
             start_train_steps=learner.train_steps,
             depth=PIPELINE_DEPTH,
         )
-        pool = self.pool = self._make_pool(spec)
-        logger = RunLogger(self.run.root if self.run else None, budget, self.total_steps, self.progress)
-        stop = _StopFlag()
+        pool = self.pool = self._make_pool(self._actor_spec)
         self._window = _Window(cfg.num_actors, self.total_steps, learner.train_steps)
         crashed = False
-        discarded = 0
         try:
-            with stop.installed():
-                pool.start(policy_update(learner, self.total_steps))
-                self._loop(pool, scheduler, logger, stop, budget)
+            pool.start(policy_update(learner, self.total_steps))
+            self._loop(pool, scheduler, logger, stop, budget)
         except ActorCrashError:
             crashed = True
             raise
         finally:
-            discarded = pool.close()
+            self._discarded = pool.close()
             self.pool = None
             if self._window.steps0 != self.total_steps:
                 self._log_row(logger)
-            logger.close()
             if crashed and self.run is not None:
                 self.checkpoint()
                 self.run.write_status(status="failed", crashes=len(self.crashes))
-        interrupted = stop.requested and self.total_steps < budget
-        model = LearnedModel.from_learner(learner, self.setup.world)
-        if self.run is not None:
-            self.checkpoint()
-            model.save(self.run.policy_path)
-            if not interrupted:
-                self._write_rollout(model)
-            self.run.write_status(
-                status="interrupted" if interrupted else "finished", episode=self.episode, crashes=len(self.crashes)
-            )
+
+    def _result(
+        self, model: LearnedModel, *, stopped_by: int | None = None, already_finished: bool = False
+    ) -> AsyncTrainResult:
         root = self.run.root if self.run else None
-        return AsyncTrainResult(model, self.metrics, root, interrupted, list(self.crashes), discarded)
+        return AsyncTrainResult(
+            model,
+            self.metrics,
+            root,
+            stopped_by is not None,
+            stopped_by,
+            already_finished,
+            list(self.crashes),
+            self._discarded,
+        )
 
     def _loop(
-        self, pool: ActorPool, scheduler: RequestScheduler, logger: RunLogger, stop: _StopFlag, budget: int
+        self, pool: ActorPool, scheduler: RequestScheduler, logger: RunLogger, stop: StopRequest, budget: int
     ) -> None:
         learner, cfg = self.learner, self.cfg
         while self.total_steps < budget and not stop.requested:

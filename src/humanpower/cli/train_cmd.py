@@ -96,7 +96,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from humanpower.api import train
-    from humanpower.learn.checkpoint import RunFolder, create_run_dir, safe_folder_name
+    from humanpower.learn.checkpoint import RunFolder, create_run_dir
+    from humanpower.worlds.grid.files import safe_name
     from humanpower.worlds.grid.library import load_world
 
     overrides = _overrides(args)
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
                 raise UserError(f"{run_dir}: exists and is not an empty folder (use --resume to continue a run)")
         else:  # a new folder, created atomically: two runs started in the same second get two folders
-            run_dir = create_run_dir(Path("runs"), f"{safe_folder_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir = create_run_dir(Path("runs"), f"{safe_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(
         f"humanpower train: world {world_name}, {cfg.networks} networks, "
         f"{cfg.num_episodes} episodes, run folder {run_dir}",

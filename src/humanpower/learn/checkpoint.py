@@ -29,7 +29,6 @@ import fcntl
 import io
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -133,14 +132,6 @@ def policy_from_checkpoint(path: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
         }
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {exc})") from exc
-
-
-def safe_folder_name(name: str) -> str:
-    """``name`` reduced to letters, digits, ``-`` and ``_`` for use as a folder name (no separators, no ``..``).
-
-    World names come from world files (``metadata.name``); this keeps ``runs/<name>-<time>`` inside ``runs/``.
-    """
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:64] or "run"
 
 
 def create_run_dir(parent: Path, name: str) -> Path:

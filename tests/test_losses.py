@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -201,9 +200,10 @@ class FixedPoint:
                 for h, gs in zip(world.humans, self.goal_sets, strict=True)
             ]
             for draw in itertools.product(*per_human):
-                items.append(compiler(self._transition(state, tuple(d[1] for d in draw))._replace_goals(draw)))
+                g_draw, a_draw = tuple(d[0] for d in draw), tuple(d[1] for d in draw)
+                items.append(compiler(self._transition(state, g_draw, a_draw)))
                 sid.append(i)
-                goals.append([d[0] for d in draw])
+                goals.append(g_draw)
                 prob.append(float(np.prod([d[2] for d in draw])))
         self.batch = assemble_batch(items, self.featurizer, num_robot_actions(world), torch.device("cpu"))
         self.sid = torch.as_tensor(sid)
@@ -214,7 +214,8 @@ class FixedPoint:
     def _pi(self, state: object, h: int, g: int) -> np.ndarray:
         return np.asarray(self.sol.prior.action_distribution(state, h, self.world.goal_set(h).goals[g]))
 
-    def _transition(self, state: object, actions: tuple[int, ...]) -> _Draw:
+    def _transition(self, state: object, goals: tuple[int, ...], actions: tuple[int, ...]) -> Transition:
+        """What the actor records for this target draw, with the all-human-actions edges."""
         world = self.world
 
         def successors(acts: tuple[int, ...]) -> tuple:
@@ -223,20 +224,19 @@ class FixedPoint:
                 for r in range(num_robot_actions(world))
             )
 
-        humans = range(len(world.humans))
-        return _Draw(
-            state=state,
-            actions=actions,
-            successors=successors(actions),
+        succ = successors(actions)
+        return Transition(
+            state, goals, actions, robot_action=0, next_state=succ[0][0][1], successors=succ, total_steps=0,
+            policy_version=-1, beta_r=0.0, episode_step=0,
             human_successors=tuple(
                 tuple(successors((*actions[:i], a, *actions[i + 1 :])) for a in range(world.num_actions))
-                for i in humans
+                for i in range(len(world.humans))
             ),
             human_policies=tuple(
                 tuple(tuple(self._pi(state, h, g)) for g in range(len(gs)))
                 for h, gs in zip(world.humans, self.goal_sets, strict=True)
             ),
-        )
+        )  # fmt: skip
 
     def target(self, cfg: Phase2Config, network: str, rng: object = None) -> Any:
         """The target of ``network``'s term of ``cfg`` on the enumerated batch, the exact tables as target nets."""
@@ -265,25 +265,6 @@ class FixedPoint:
     def y(self) -> np.ndarray:
         """(8)'s y = (-U_r)^(1/eta) per state (NaN at terminal states)."""
         return (-self.sol.u_r) ** (1.0 / self.cfg.eta)
-
-
-@dataclass(frozen=True)
-class _Draw:
-    """The successor data of one target draw (the actor's Transition, built for a chosen draw)."""
-
-    state: object
-    actions: tuple[int, ...]
-    successors: tuple
-    human_successors: tuple
-    human_policies: tuple
-
-    def _replace_goals(self, draw: tuple) -> Transition:
-        goals = tuple(d[0] for d in draw)
-        nxt = self.successors[0][0][1]
-        return Transition(
-            self.state, goals, self.actions, 0, nxt, self.successors, 0, -1, 0.0, 0,
-            human_successors=self.human_successors, human_policies=self.human_policies,
-        )  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=list(WORLDS))

@@ -88,8 +88,9 @@ def step_targets(learner: Learner) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     learner.train_step(t5)
     # the Q_r log loss's target is (value, level weight): both come from the target networks
-    return {name: torch.cat([v.reshape(-1) for v in (y if isinstance(y, tuple) else (y,))])
-            for name, y in store.items()}
+    return {
+        name: torch.cat([v.reshape(-1) for v in (y if isinstance(y, tuple) else (y,))]) for name, y in store.items()
+    }
 
 
 def perturbed(learner: Learner, name: str, *, also_target: bool) -> Learner:

@@ -52,12 +52,13 @@ from humanpower.learn.batch import Batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import StateBatch
 from humanpower.learn.losses import log_policy_loss, probability_loss, regression_loss
-from humanpower.learn.networks import Phase2Networks, URModel, VRModel
+from humanpower.learn.networks import Phase2Networks, VHEModel
 
 Tensor = torch.Tensor
 Y = TypeVar("Y")
 Y_co = TypeVar("Y_co", covariant=True)
 Y_contra = TypeVar("Y_contra", contravariant=True)
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def _keys(ids: Tensor, tabular: bool) -> Tensor | None:
     return ids if tabular else None
 
 
-def _require(module: Any, name: str) -> Any:
+def _require(module: M | None, name: str) -> M:
+    """``module``, which the config's variant needs (a clear error where the networks do not match the terms)."""
     if module is None:
         raise ValueError(f"loss term: the {name} network is not present (config {name}_use_network is false)")
     return module
@@ -138,7 +140,7 @@ class URFromNetwork:
     y_min: float
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch) -> Tensor:
-        u_r: URModel = _require(target_nets.u_r, "u_r")
+        u_r = _require(target_nets.u_r, "u_r")
         return T.u_r_from_y(T.y_from_u_r_net_output(u_r(nodes), self.y_min), self.eta)
 
 
@@ -164,12 +166,11 @@ class VRFromNetwork:
     """V_r' from the V_r network."""
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch, beta_r: float) -> Tensor:
-        v_r: VRModel = _require(target_nets.v_r, "v_r")
-        return v_r(nodes)
+        return _require(target_nets.v_r, "v_r")(nodes)
 
 
 # -- (6) V_h^e -------------------------------------------------------------------------------------------------
-def _v_h_e_queries(net: Any, nodes: StateBatch, node_index: Tensor, goals: Tensor) -> Tensor:
+def _v_h_e_queries(net: VHEModel, nodes: StateBatch, node_index: Tensor, goals: Tensor) -> Tensor:
     """V_h^e for every (row, human) pair: rows are ``node_index``, goals (R, H) per row; returns (R, H)."""
     r, h = goals.shape
     humans = torch.arange(h, device=goals.device).repeat(r)
@@ -349,8 +350,7 @@ class URLoss:
     tabular: bool
 
     def __call__(self, nets: Phase2Networks, data: StepData, target: Tensor) -> Tensor:
-        u_r: URModel = _require(nets.u_r, "u_r")
-        pred = T.y_from_u_r_net_output(u_r(data.states), self.y_min)
+        pred = T.y_from_u_r_net_output(_require(nets.u_r, "u_r")(data.states), self.y_min)
         return regression_loss(pred, target, _keys(data.states.ids, self.tabular))
 
 
@@ -441,10 +441,10 @@ class QRLogLoss:
 class VRTarget:
     """(9) from its components at the batch states: U_r'(s) + pi_r'(s) . Q_r'(s)."""
 
-    u_r: URValues
+    components: VRFromComponents
 
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
-        return VRFromComponents(self.u_r)(target_nets, data.states, data.beta_r)
+        return self.components(target_nets, data.states, data.beta_r)
 
 
 @dataclass(frozen=True)
@@ -454,8 +454,8 @@ class VRLoss:
     tabular: bool
 
     def __call__(self, nets: Phase2Networks, data: StepData, target: Tensor) -> Tensor:
-        v_r: VRModel = _require(nets.v_r, "v_r")
-        return regression_loss(v_r(data.states), target, _keys(data.states.ids, self.tabular))
+        pred = _require(nets.v_r, "v_r")(data.states)
+        return regression_loss(pred, target, _keys(data.states.ids, self.tabular))
 
 
 # -- the builder -----------------------------------------------------------------------------------------------
@@ -511,5 +511,5 @@ def build_loss_terms(cfg: Phase2Config, goal_sets: Sequence[GoalSet]) -> tuple[L
         terms.append(LossTerm("q_r", q_r_target, QRLoss(tabular)))
 
     if cfg.v_r_use_network:
-        terms.append(LossTerm("v_r", VRTarget(u_r), VRLoss(tabular)))
+        terms.append(LossTerm("v_r", VRTarget(VRFromComponents(u_r)), VRLoss(tabular)))
     return tuple(terms)

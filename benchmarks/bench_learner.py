@@ -101,7 +101,7 @@ def bench_config(world: str, cfg: Phase2Config, args: argparse.Namespace) -> dic
     if not learner.ready():
         raise RuntimeError("replay cannot serve a batch after filling")
     stage = learner.stages.stage_at(t5)
-    active = sorted(learner.loss_params(t5).active)
+    active = sorted(term.network for term in learner.active_terms(t5))
 
     def train(n: int) -> None:
         for _ in range(n):

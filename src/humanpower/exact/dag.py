@@ -265,10 +265,28 @@ class _Builder:
         row_of_dist = [-1] * len(dists)
         local: dict[Hashable, int] = {}
         rows = []
+        index_get, local_get = self.index.get, local.get
+        succ, prob, row_offsets = self.succ, self.prob, self.row_offsets
+        level_stop = self.level_stop
         for j, k in enumerate(which):
             row = row_of_dist[k]
             if row < 0:
-                row = self._row(local, dists[k], i, j)
+                successors = dists[k]
+                if len(successors) == 1 and successors[0][0] == 1.0:
+                    # The common case, inline: one successor with probability 1 (row key: its id alone).
+                    s2 = successors[0][1]
+                    sid = index_get(s2)
+                    if sid is None or sid < level_stop:
+                        sid = self._new_state(i, s2, sid)
+                    row = local_get(sid, -1)
+                    if row < 0:
+                        row = len(row_offsets) - 1
+                        local[sid] = row
+                        succ.append(sid)
+                        prob.append(1.0)
+                        row_offsets.append(len(succ))
+                else:
+                    row = self._row(local, successors, i, j)
                 row_of_dist[k] = row
             rows.append(row)
         self.row_of.extend(rows)
@@ -279,25 +297,6 @@ class _Builder:
         if not successors:
             raise UserError(f"world: non-terminal state {self.states[i]!r} has no successors under {self._joint(j)}")
         index = self.index
-        if len(successors) == 1:
-            p, s2 = successors[0]
-            sid = index.get(s2)
-            if sid is None or sid < self.level_stop:
-                sid = self._new_state(i, s2, sid)
-            p = float(p)
-            if abs(p - 1.0) > 1e-9:
-                raise UserError(
-                    f"world: successor probabilities of {self.states[i]!r} under {self._joint(j)} sum to {p}, not 1"
-                )
-            key: Hashable = (sid, p)
-            row = local.get(key, -1)
-            if row < 0:
-                row = len(self.row_offsets) - 1
-                local[key] = row
-                self.succ.append(sid)
-                self.prob.append(p)
-                self.row_offsets.append(len(self.succ))
-            return row
         ids = []
         ps = []
         for p, s2 in successors:

@@ -25,8 +25,10 @@ The exact solver (every joint action) and the actors (every joint robot action, 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 from collections.abc import Sequence
 
 from humanpower.worlds.grid.dynamics import (
@@ -76,9 +78,9 @@ def transition_table(
     for i, acts in enumerate(choices):
         if not acts:
             raise ValueError(f"choices of agent {i} are empty")
-        for a in acts:
-            if not 0 <= a < num_actions:
-                raise ValueError(f"action {a} of agent {i} out of range 0..{num_actions - 1}")
+        if min(acts) < 0 or max(acts) >= num_actions:
+            bad = next(a for a in acts if not 0 <= a < num_actions)
+            raise ValueError(f"action {bad} of agent {i} out of range 0..{num_actions - 1}")
     total = math.prod(len(c) for c in choices)
     if state.step >= max_steps:
         return TransitionTable(([],), [0] * total)
@@ -135,36 +137,52 @@ def transition_table(
         if not stumbles and solo[0][3] is None:
             simple[i][a] = (mask, solo[0][2])
 
-    # Every combination; the common case (no stumble, no object moved, no overlap) is built inline.
-    distributions: list[list[tuple[float, GridState]]] = []
-    index: list[int] = []
-    seen: dict[tuple[int, ...], int] = {}
-    base_agents = list(agents)
+    # Every distinct combination of canonical actions, in combination order (agent 0 fastest). The common case
+    # (no stumble, no object moved, no two agents' footprints overlapping: the masks then add up without
+    # carries) is built without a Python loop over agents; when that holds for every combination, in one
+    # comprehension.
+    distinct = [list(dict.fromkeys(row)) for row in canonical]
+    moved: list[list[AgentState]] = []
+    masks: list[list[int]] = []
+    all_plain = True
+    for i, acts in enumerate(distinct):
+        fast = [simple[i].get(a) if a != STILL else (0, agents[i]) for a in acts]
+        all_plain = all_plain and None not in fast
+        moved.append([f[1] if f is not None else agents[i] for f in fast])
+        masks.append([f[0] if f is not None else 0 for f in fast])
     step1, rocks, blocks, doors, keys = base[0], base[2], base[3], base[4], base[5]
-    for combo in itertools.product(*reversed(canonical)):
-        k = seen.get(combo)
-        if k is None:
-            k = len(distributions)
-            seen[combo] = k
+    product = itertools.product
+    unions = [functools.reduce(operator.or_, m) for m in masks]
+    distributions: list[list[tuple[float, GridState]]]
+    if all_plain and sum(unions) == functools.reduce(operator.or_, unions):
+        distributions = [
+            [(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))] for now in product(*moved[::-1])
+        ]
+    else:
+        distributions = []
+        for combo, now, ms in zip(product(*distinct[::-1]), product(*moved[::-1]), product(*masks[::-1]), strict=True):
             joint = combo[::-1]
-            used = 0
-            now = base_agents.copy()
-            for i, a in enumerate(joint):
-                if a:
-                    fast = simple[i].get(a)
-                    if fast is None or used & fast[0]:
-                        break
-                    used |= fast[0]
-                    now[i] = fast[1]
-            else:
-                distributions.append([(1.0, new(GridState, (step1, tuple(now), rocks, blocks, doors, keys)))])
-                index.append(k)
+            if sum(ms) == functools.reduce(operator.or_, ms) and all(
+                a == STILL or a in simple[i] for i, a in enumerate(joint)
+            ):
+                distributions.append([(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))])
                 continue
             dist = _compose(st, base, start, per_agent, joint)
             if dist is None:
                 dist = successor_distribution(st, max_steps, p, num_actions, state, joint)
             distributions.append(dist)
-        index.append(k)
+
+    # Position of each choice combination's distribution: agent i's choice contributes (position of its
+    # canonical action among agent i's distinct ones) * stride_i, agent 0 with stride 1.
+    if all(len(d) == len(c) for d, c in zip(distinct, canonical, strict=True)):
+        return TransitionTable(distributions, range(total))
+    stride = 1
+    contributions: list[list[int]] = []
+    for i in range(n):
+        where = {a: k for k, a in enumerate(distinct[i])}
+        contributions.append([where[a] * stride for a in canonical[i]])
+        stride *= len(distinct[i])
+    index = [sum(t) for t in product(*contributions[::-1])]
     return TransitionTable(distributions, index)
 
 

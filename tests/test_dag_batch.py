@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_grid_properties import SETTINGS, push_case, random_case
 
 from humanpower.cli.solve_cmd import with_horizon
 from humanpower.errors import UserError
@@ -28,6 +27,7 @@ from humanpower.worlds.protocol import (
     robot_choices,
     transition_table,
 )
+from test_grid_properties import SETTINGS, push_case, random_case
 
 DAG_FIELDS = ("level_offsets", "terminal", "row_of", "state_row_offsets", "row_offsets", "succ", "prob")
 

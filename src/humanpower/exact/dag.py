@@ -360,7 +360,7 @@ def profile_action(j: int, num_agents: int, num_actions: int) -> JointAction:
     return tuple(out)
 
 
-class _LazyProfiles:
+class _LazyProfiles(Sequence[Successors]):
     """The generic path's distributions: ``transition_probabilities`` per profile, computed when first read (so
     that the state limit is checked between calls)."""
 
@@ -371,7 +371,7 @@ class _LazyProfiles:
     def __len__(self) -> int:
         return int(self.num_actions**self.num_agents)
 
-    def __getitem__(self, j: int) -> Successors:
+    def __getitem__(self, j: int) -> Successors:  # type: ignore[override]
         return self.world.transition_probabilities(self.state, profile_action(j, self.num_agents, self.num_actions))
 
 

@@ -44,7 +44,7 @@ from humanpower.worlds.grid.dynamics import (
     touched_cell,
 )
 from humanpower.worlds.grid.state import LEFT, RIGHT, STILL, AgentState, GridState
-from humanpower.worlds.protocol import TransitionTable
+from humanpower.worlds.protocol import Successors, TransitionTable
 
 Option = tuple[float, Plan, AgentState, GridState | None]
 """One stumble outcome of an agent's action: (probability, plan, the agent after its solo effect, the solo
@@ -153,7 +153,7 @@ def transition_table(
     step1, rocks, blocks, doors, keys = base[0], base[2], base[3], base[4], base[5]
     product = itertools.product
     unions = [functools.reduce(operator.or_, m) for m in masks]
-    distributions: list[list[tuple[float, GridState]]]
+    distributions: list[Successors]
     if all_plain and sum(unions) == functools.reduce(operator.or_, unions):
         distributions = [
             [(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))] for now in product(*moved[::-1])
@@ -168,9 +168,9 @@ def transition_table(
                 distributions.append([(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))])
                 continue
             dist = _compose(st, base, start, per_agent, joint)
-            if dist is None:
-                dist = successor_distribution(st, max_steps, p, num_actions, state, joint)
-            distributions.append(dist)
+            distributions.append(
+                dist if dist is not None else list(successor_distribution(st, max_steps, p, num_actions, state, joint))
+            )
 
     # Position of each choice combination's distribution: agent i's choice contributes (position of its
     # canonical action among agent i's distinct ones) * stride_i, agent 0 with stride 1.
@@ -192,7 +192,7 @@ def _compose(
     start: frozenset[Pos],
     per_agent: list[dict[int, _Choice]],
     joint: tuple[int, ...],
-) -> list[tuple[float, GridState]] | None:
+) -> Successors | None:
     """The distribution of ``joint`` (canonical actions) by composing solo effects, or None when two agents'
     footprints overlap (the caller then runs the per-joint-action code)."""
     used = 0

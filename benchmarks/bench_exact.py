@@ -6,7 +6,9 @@ The DAG build is timed twice in each world's subprocess: with the world's batch 
 path) and, as the baseline, with one ``transition_probabilities`` call per joint action
 (``build_dag(..., batch=False)``); both DAGs are checked to be identical. Figures are states per second of wall
 time and per CPU second (``time.process_time``; comparable on a shared machine), and the speedup of the batch
-path over the baseline. ``--dag-only`` skips Phase 1 and 2.
+path over the baseline. ``--dag-only`` skips Phase 1 and 2. ``--baseline-src DIR`` also times the DAG build of
+another source tree (e.g. a checkout of the code before the batch hook: ``--baseline-src /path/to/old/src``) in
+its own subprocess of the same command, reported as ``dag_old_states_per_cpu_s`` and ``dag_speedup_vs_old``.
 
 Each world runs in its own subprocess so that its peak resident memory (``ru_maxrss``) is its own. Memory per
 state is (peak RSS after solving - RSS after imports and loading the world) / states; the estimate for
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -37,6 +40,24 @@ def _same_dag(a: Any, b: Any) -> bool:
 
     fields = ("level_offsets", "terminal", "row_of", "state_row_offsets", "row_offsets", "succ", "prob")
     return bool(a.states == b.states and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields))
+
+
+def _with_baseline(out: dict[str, Any], world: Any, dag: Any, baseline: bool) -> dict[str, Any]:
+    """Add the per-joint-action build's figures (timed after every memory reading, since both DAGs are held)."""
+    from humanpower.exact import build_dag
+
+    n = dag.num_states
+    dag_cpu = n / out["dag_states_per_cpu_s"]
+    if baseline:
+        c0 = time.process_time()
+        generic = build_dag(world, progress=False, batch=False)
+        generic_cpu = time.process_time() - c0
+        if not _same_dag(dag, generic):
+            raise SystemExit(f"{out['world']}: the batch and per-joint-action DAGs differ")
+        del generic
+        out["dag_generic_states_per_cpu_s"] = n / generic_cpu
+        out["dag_speedup"] = generic_cpu / dag_cpu
+    return out
 
 
 def run_one(name: str, prior: str, dag_only: bool = False, baseline: bool = True) -> dict[str, Any]:
@@ -64,17 +85,8 @@ def run_one(name: str, prior: str, dag_only: bool = False, baseline: bool = True
         "dag_states_per_s": n / (t1 - t0),
         "dag_states_per_cpu_s": n / dag_cpu,
     }
-    if baseline:
-        c0 = time.process_time()
-        generic = build_dag(world, progress=False, batch=False)
-        generic_cpu = time.process_time() - c0
-        if not _same_dag(dag, generic):
-            raise SystemExit(f"{name}: the batch and per-joint-action DAGs differ")
-        del generic
-        out["dag_generic_states_per_cpu_s"] = n / generic_cpu
-        out["dag_speedup"] = generic_cpu / dag_cpu
     if dag_only:
-        return out
+        return _with_baseline(out, world, dag, baseline)
     t1 = time.perf_counter()
     distances = GridDistances(world) if prior == "heuristic" else None
     human_prior, prior_name = make_prior(world, dag, params, prior, distances)  # type: ignore[arg-type]
@@ -83,7 +95,7 @@ def run_one(name: str, prior: str, dag_only: bool = False, baseline: bool = True
     t3 = time.perf_counter()
     peak_mb = _rss_mb()
     per_state = (peak_mb - base_mb) * 2**20 / n
-    return {
+    out = {
         **out,
         "prior": prior,
         "phase1_seconds": t2 - t1,
@@ -96,6 +108,7 @@ def run_one(name: str, prior: str, dag_only: bool = False, baseline: bool = True
         "bytes_per_state": per_state,
         "est_mb_1m_states": base_mb + per_state * 1e6 / 2**20,
     }
+    return _with_baseline(out, world, dag, baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by world")
     parser.add_argument("--dag-only", action="store_true", help="time only the DAG build (batch and baseline)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the per-joint-action baseline build")
+    parser.add_argument("--baseline-src", metavar="DIR", help="also time the DAG build of this source tree")
     parser.add_argument("--single", metavar="WORLD", help=argparse.SUPPRESS)  # internal: one world, JSON out
     args = parser.parse_args(argv)
     if args.single:
@@ -125,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
         results[name] = json.loads(proc.stdout)
+        if args.baseline_src:
+            env = {**os.environ, "PYTHONPATH": args.baseline_src}
+            old = subprocess.run(
+                [sys.executable, __file__, "--single", name, "--dag-only", "--no-baseline"],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+            )
+            if old.returncode != 0:
+                print(old.stderr, file=sys.stderr)
+                return old.returncode
+            old_rate = json.loads(old.stdout)["dag_states_per_cpu_s"]
+            results[name]["dag_old_states_per_cpu_s"] = old_rate
+            results[name]["dag_speedup_vs_old"] = results[name]["dag_states_per_cpu_s"] / old_rate
     if args.json:
         print(json.dumps(results))
         return 0
@@ -135,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 f", per-joint-action baseline {r['dag_generic_states_per_cpu_s']:.0f} "
                 f"({r['dag_speedup']:.2f}x, identical DAG)"
             )
+        if "dag_speedup_vs_old" in r:
+            line += f"; {args.baseline_src}: {r['dag_old_states_per_cpu_s']:.0f} ({r['dag_speedup_vs_old']:.2f}x)"
         print(line)
     if args.dag_only:
         return 0

@@ -36,7 +36,9 @@ at episode boundaries (``begin_episode``).
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -117,7 +119,15 @@ class ActorOptions:
 
 
 def _sample(p: np.ndarray, rng: np.random.Generator) -> int:
-    """Index drawn from probability vector ``p`` (inverse CDF, one uniform draw)."""
+    """Index drawn from probability vector ``p`` (inverse CDF, one uniform draw).
+
+    Short float64 vectors (fewer than 8 entries: action distributions) take a pure-Python path with the same
+    floats: numpy adds fewer than 8 float64 values left to right from 0.0, so ``p.sum()`` is the last running
+    sum of ``np.cumsum(p)``, and ``bisect_right`` is ``searchsorted(side="right")``.
+    """
+    if len(p) < 8 and p.dtype == np.float64:
+        running = list(itertools.accumulate(p.tolist()))
+        return min(bisect.bisect_right(running, rng.random() * running[-1]), len(p) - 1)
     return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
 
 

@@ -256,12 +256,10 @@ class _Builder:
         self.row_offsets = array("q", [0])
         self.succ = array("i")
         self.prob = array("d")
-        self.expanded = 0
 
     def expand(self, i: int, dists: Sequence[Successors], which: Sequence[int]) -> None:
         """Store the rows of state ``i``: profile ``j`` has distribution ``dists[which[j]]`` (each distinct
         distribution is read and checked once, at its first profile, so ids follow the per-profile order)."""
-        self.expanded = i
         row_of_dist = [-1] * len(dists)
         local: dict[Hashable, int] = {}
         rows = []

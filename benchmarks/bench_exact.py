@@ -1,6 +1,14 @@
 """Benchmark of the exact solver: states/s of the DAG build, Phase 1 and Phase 2, and peak memory.
 
-Usage: ``python benchmarks/bench_exact.py [--worlds trivial warehouse] [--json]``
+Usage: ``python benchmarks/bench_exact.py [--worlds trivial warehouse] [--json] [--dag-only] [--no-baseline]``
+
+The DAG build is timed twice in each world's subprocess: with the world's batch transition hook (the default
+path) and, as the baseline, with one ``transition_probabilities`` call per joint action
+(``build_dag(..., batch=False)``); both DAGs are checked to be identical. Figures are states per second of wall
+time and per CPU second (``time.process_time``; comparable on a shared machine), and the speedup of the batch
+path over the baseline. ``--dag-only`` skips Phase 1 and 2. ``--baseline-src DIR`` also times the DAG build of
+another source tree (e.g. a checkout of the code before the batch hook: ``--baseline-src /path/to/old/src``) in
+its own subprocess of the same command, reported as ``dag_old_states_per_cpu_s`` and ``dag_speedup_vs_old``.
 
 Each world runs in its own subprocess so that its peak resident memory (``ru_maxrss``) is its own. Memory per
 state is (peak RSS after solving - RSS after imports and loading the world) / states; the estimate for
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,8 +35,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
 
 
-def run_one(name: str, prior: str) -> dict[str, Any]:
-    """Build, Phase 1 and Phase 2 on one bundled world (in this process)."""
+def _same_dag(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    fields = ("level_offsets", "terminal", "row_of", "state_row_offsets", "row_offsets", "succ", "prob")
+    return bool(a.states == b.states and all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields))
+
+
+def _with_baseline(out: dict[str, Any], world: Any, dag: Any, baseline: bool) -> dict[str, Any]:
+    """Add the per-joint-action build's figures (timed after every memory reading, since both DAGs are held)."""
+    from humanpower.exact import build_dag
+
+    n = dag.num_states
+    dag_cpu = n / out["dag_states_per_cpu_s"]
+    if baseline:
+        c0 = time.process_time()
+        generic = build_dag(world, progress=False, batch=False)
+        generic_cpu = time.process_time() - c0
+        if not _same_dag(dag, generic):
+            raise SystemExit(f"{out['world']}: the batch and per-joint-action DAGs differ")
+        del generic
+        out["dag_generic_states_per_cpu_s"] = n / generic_cpu
+        out["dag_speedup"] = generic_cpu / dag_cpu
+    return out
+
+
+def run_one(name: str, prior: str, dag_only: bool = False, baseline: bool = True) -> dict[str, Any]:
+    """Build (batch path, then the per-joint-action baseline), Phase 1 and Phase 2 on one bundled world."""
     from humanpower.exact import build_dag, make_prior, solve_phase2
     from humanpower.params import TheoryParams
     from humanpower.worlds.grid.distances import GridDistances
@@ -36,27 +70,36 @@ def run_one(name: str, prior: str) -> dict[str, Any]:
     world = load_world(name)
     params = TheoryParams()
     base_mb = _rss_mb()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     dag = build_dag(world, progress=False)
+    t1 = time.perf_counter()
+    dag_cpu = time.process_time() - c0
+    n = dag.num_states
+    out: dict[str, Any] = {
+        "world": name,
+        "states": n,
+        "profiles": dag.num_profiles,
+        "rows": dag.num_rows,
+        "dag_seconds": t1 - t0,
+        "dag_states_per_s": n / (t1 - t0),
+        "dag_states_per_cpu_s": n / dag_cpu,
+    }
+    if dag_only:
+        return _with_baseline(out, world, dag, baseline)
     t1 = time.perf_counter()
     distances = GridDistances(world) if prior == "heuristic" else None
     human_prior, prior_name = make_prior(world, dag, params, prior, distances)  # type: ignore[arg-type]
     t2 = time.perf_counter()
     solve_phase2(world, dag, human_prior, params, prior_name=prior_name)
     t3 = time.perf_counter()
-    n = dag.num_states
     peak_mb = _rss_mb()
     per_state = (peak_mb - base_mb) * 2**20 / n
-    return {
-        "world": name,
+    out = {
+        **out,
         "prior": prior,
-        "states": n,
-        "profiles": dag.num_profiles,
-        "rows": dag.num_rows,
-        "dag_seconds": t1 - t0,
         "phase1_seconds": t2 - t1,
         "phase2_seconds": t3 - t2,
-        "dag_states_per_s": n / (t1 - t0),
         "phase1_states_per_s": n / max(t2 - t1, 1e-9),
         "phase2_states_per_s": n / max(t3 - t2, 1e-9),
         "phase12_states_per_s": n / max(t3 - t1, 1e-9),
@@ -65,6 +108,7 @@ def run_one(name: str, prior: str) -> dict[str, Any]:
         "bytes_per_state": per_state,
         "est_mb_1m_states": base_mb + per_state * 1e6 / 2**20,
     }
+    return _with_baseline(out, world, dag, baseline)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,15 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS), help="bundled world names")
     parser.add_argument("--prior", choices=("exact", "heuristic", "uniform"), default="exact")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by world")
+    parser.add_argument("--dag-only", action="store_true", help="time only the DAG build (batch and baseline)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the per-joint-action baseline build")
+    parser.add_argument("--baseline-src", metavar="DIR", help="also time the DAG build of this source tree")
     parser.add_argument("--single", metavar="WORLD", help=argparse.SUPPRESS)  # internal: one world, JSON out
     args = parser.parse_args(argv)
     if args.single:
-        print(json.dumps(run_one(args.single, args.prior)))
+        print(json.dumps(run_one(args.single, args.prior, args.dag_only, not args.no_baseline)))
         return 0
+    flags = ["--dag-only"] * args.dag_only + ["--no-baseline"] * args.no_baseline
     results: dict[str, dict[str, Any]] = {}
     for name in args.worlds:
         proc = subprocess.run(
-            [sys.executable, __file__, "--single", name, "--prior", args.prior],
+            [sys.executable, __file__, "--single", name, "--prior", args.prior, *flags],
             capture_output=True,
             text=True,
             check=False,
@@ -91,8 +139,35 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
         results[name] = json.loads(proc.stdout)
+        if args.baseline_src:
+            env = {**os.environ, "PYTHONPATH": args.baseline_src}
+            old = subprocess.run(
+                [sys.executable, __file__, "--single", name, "--dag-only", "--no-baseline"],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+            )
+            if old.returncode != 0:
+                print(old.stderr, file=sys.stderr)
+                return old.returncode
+            old_rate = json.loads(old.stdout)["dag_states_per_cpu_s"]
+            results[name]["dag_old_states_per_cpu_s"] = old_rate
+            results[name]["dag_speedup_vs_old"] = results[name]["dag_states_per_cpu_s"] / old_rate
     if args.json:
         print(json.dumps(results))
+        return 0
+    for r in results.values():
+        line = f"{r['world']}: DAG build {r['dag_states_per_cpu_s']:.0f} states per CPU s"
+        if "dag_speedup" in r:
+            line += (
+                f", per-joint-action baseline {r['dag_generic_states_per_cpu_s']:.0f} "
+                f"({r['dag_speedup']:.2f}x, identical DAG)"
+            )
+        if "dag_speedup_vs_old" in r:
+            line += f"; {args.baseline_src}: {r['dag_old_states_per_cpu_s']:.0f} ({r['dag_speedup_vs_old']:.2f}x)"
+        print(line)
+    if args.dag_only:
         return 0
     header = f"{'world':<12}{'states':>9}{'P':>5}{'dag st/s':>11}{'ph1 st/s':>11}{'ph2 st/s':>11}"
     header += f"{'ph1+2 st/s':>12}{'peak MB':>9}{'B/state':>9}{'MB @1M':>9}"

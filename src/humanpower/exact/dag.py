@@ -18,33 +18,31 @@ Layout (all numpy, float64 probabilities):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import time
 from array import array
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
 from humanpower.errors import UserError
-from humanpower.worlds.protocol import JointAction, State, Successors, WorldModel
+from humanpower.worlds.protocol import (
+    BatchTransitionModel,
+    JointAction,
+    State,
+    Successors,
+    TransitionTable,
+    WorldModel,
+)
 
 OBJECT_BYTES_PER_STATE = 400
 """Rough Python-object cost of one stored state (the state tuple, its dict entry and list slot), used only for
 memory estimates in error messages."""
-
-
-@runtime_checkable
-class BatchTransitionModel(Protocol):
-    """Optional fast path for :func:`build_dag`: all successor distributions of a state in one call."""
-
-    def all_transition_probabilities(self, state: Hashable) -> Sequence[Successors]:
-        """One successor list per joint action profile, profiles in flat order (agent 0 least significant)."""
-        ...
 
 
 @dataclass
@@ -111,120 +109,113 @@ def _estimate_bytes(num_states: int, arrays: int, done: int) -> float:
     return per_state * num_states
 
 
-def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = True) -> StateDag:
+MAX_DAG_BYTES = 2 * 2**30
+"""Default memory limit of :func:`build_dag`'s up-front check: the row table alone (4 bytes per joint action and
+state) may not need more than this at ``max_states`` states."""
+MAX_JOINT_ACTIONS = 2**20
+"""Most joint actions (``num_actions ** num_agents``) one state may expand in :func:`build_dag`."""
+
+
+def check_dag_size(world: WorldModel, max_states: int, max_bytes: int = MAX_DAG_BYTES) -> None:
+    """Refuse (:class:`UserError`, one line with the estimate) a world whose joint action count, or whose row
+    table at ``max_states`` states, is beyond what :func:`build_dag` may expand or store."""
+    n_agents, n_actions = world.num_agents, world.num_actions
+    n_prof = n_actions**n_agents
+    per_state = 4 * n_prof
+    need = per_state * max_states
+    what = f"{n_agents} agents with {n_actions} actions each: {n_actions}^{n_agents} = {n_prof:,} joint actions"
+    if n_prof > MAX_JOINT_ACTIONS:
+        raise UserError(
+            f"state space too large for the exact solver: {what} per state (at most {MAX_JOINT_ACTIONS:,}); "
+            f"the state DAG would need {_size(per_state)} per state, {_size(need)} at max_states={max_states:,}; "
+            "use the learner (humanpower train) for worlds this big"
+        )
+    if need > max_bytes:
+        fits = max(max_bytes // per_state, 1)
+        raise UserError(
+            f"state space too large for the exact solver: {what}; the state DAG needs {_size(per_state)} per "
+            f"state, {_size(need)} at max_states={max_states:,} (limit {_size(max_bytes)}); lower --max-states "
+            f"to at most {fits:,} or use the learner (humanpower train)"
+        )
+
+
+def _size(nbytes: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes:.0f} B"
+
+
+def build_dag(
+    world: WorldModel,
+    max_states: int = 2_000_000,
+    progress: bool = True,
+    *,
+    batch: bool = True,
+    max_bytes: int = MAX_DAG_BYTES,
+) -> StateDag:
     """Enumerate every reachable state of ``world`` breadth-first and store its transitions (module docs).
 
-    Calls ``world.transition_probabilities`` once per (non-terminal state, joint action profile), or
-    ``all_transition_probabilities`` once per state when the world implements :class:`BatchTransitionModel`.
-    Raises :class:`UserError` when more than ``max_states`` states are found (with the count so far and a
+    With ``batch`` (the default) and a world implementing :class:`~humanpower.worlds.protocol.BatchTransitionModel`,
+    each state's distributions come from one ``transition_table`` call (a distribution shared by several joint
+    actions is stored and looked up once); otherwise ``world.transition_probabilities`` is called once per
+    (non-terminal state, joint action profile). Both give the same DAG (the hook's contract). Raises
+    :class:`UserError` up front when the world is too big to expand (:func:`check_dag_size`), as soon as more than
+    ``max_states`` states are found, even in the middle of a state's expansion (with the count so far and a
     memory estimate), or when the world breaks the protocol (probabilities not summing to 1, a non-terminal
     state without successors, a transition that does not advance the step count by exactly 1).
     """
+    check_dag_size(world, max_states, max_bytes)
     start_time = time.perf_counter()
-    n_agents, n_actions = world.num_agents, world.num_actions
-    profiles = profile_actions(n_agents, n_actions)
-    n_prof = len(profiles)
-    batch = isinstance(world, BatchTransitionModel)
-
-    init = world.initial_state()
-    states: list[State] = [init]
-    index: dict[State, int] = {init: 0}
+    builder = _Builder(world, max_states)
+    n_prof = builder.n_prof
+    table_of: Callable[[State], TransitionTable] | None = None
+    if batch and isinstance(world, BatchTransitionModel):
+        every_action = [list(range(world.num_actions))] * world.num_agents
+        table_of = functools.partial(world.transition_table, choices=every_action)
+    states = builder.states
     level_offsets = [0]
     terminal = array("b")
-    row_of = array("i")
+    row_of = builder.row_of
     state_row_offsets = array("q", [0])
-    row_offsets = array("q", [0])
-    succ = array("i")
-    prob = array("d")
     calls = 0
 
-    bar = tqdm(
-        desc="state DAG",
-        unit=" states",
-        disable=not progress or not sys.stderr.isatty(),
-        file=sys.stderr,
-    )
+    bar = tqdm(desc="state DAG", unit=" states", disable=not progress or not sys.stderr.isatty(), file=sys.stderr)
     level_start, level_stop = 0, 1
-    step = world.step_count(init)
     try:
         while level_start < level_stop:
             level_offsets.append(level_stop)
+            builder.level_stop = level_stop
             for i in range(level_start, level_stop):
                 s = states[i]
                 if world.is_terminal(s):
                     terminal.append(1)
                     row_of.extend([-1] * n_prof)
-                    state_row_offsets.append(len(row_offsets) - 1)
+                    state_row_offsets.append(len(builder.row_offsets) - 1)
                     continue
                 terminal.append(0)
-                if batch:
-                    all_succ = list(world.all_transition_probabilities(s))  # type: ignore[attr-defined]
+                dists: Sequence[Successors]
+                which: Sequence[int]
+                if table_of is not None:
+                    table = table_of(s)
                     calls += 1
-                    if len(all_succ) != n_prof:
+                    dists, which = table.distributions, table.index
+                    if len(which) != n_prof:
                         raise UserError(
-                            f"world: all_transition_probabilities returned {len(all_succ)} lists at state "
-                            f"{s!r}, expected {n_prof}"
+                            f"world: transition_table returned {len(which)} entries at state {s!r}, "
+                            f"expected {n_prof}"
                         )
                 else:
-                    all_succ = [world.transition_probabilities(s, joint) for joint in profiles]
+                    dists = _LazyProfiles(world, s, world.num_agents, world.num_actions)
+                    which = range(n_prof)
                     calls += n_prof
-                local: dict[tuple[tuple[int, ...], tuple[float, ...]], int] = {}
-                for j, successors in enumerate(all_succ):
-                    if not successors:
-                        raise UserError(
-                            f"world: non-terminal state {s!r} has no successors under {profiles[j]}"
-                        )
-                    ids = []
-                    ps = []
-                    for p, s2 in successors:
-                        k = index.get(s2)
-                        if k is None:
-                            k = len(states)
-                            if world.step_count(s2) != step + 1:
-                                raise UserError(
-                                    f"world: transition from {s!r} (step {step}) to {s2!r} (step "
-                                    f"{world.step_count(s2)}) does not advance the step count by 1"
-                                )
-                            index[s2] = k
-                            states.append(s2)
-                        elif k < level_stop:
-                            raise UserError(
-                                f"world: transition from {s!r} leads back to {s2!r} at step "
-                                f"{world.step_count(s2)}; the step count must advance by 1"
-                            )
-                        ids.append(k)
-                        ps.append(float(p))
-                    total = sum(ps)
-                    if abs(total - 1.0) > 1e-9:
-                        raise UserError(
-                            f"world: successor probabilities of {s!r} under {profiles[j]} sum to {total}, "
-                            "not 1"
-                        )
-                    key = (tuple(ids), tuple(ps))
-                    row = local.get(key)
-                    if row is None:
-                        row = len(row_offsets) - 1
-                        local[key] = row
-                        succ.extend(ids)
-                        prob.extend(ps)
-                        row_offsets.append(len(succ))
-                    row_of.append(row)
-                state_row_offsets.append(len(row_offsets) - 1)
-                if len(states) > max_states:
-                    done = i + 1
-                    nbytes = 4 * len(row_of) + 8 * len(row_offsets) + 12 * len(succ)
-                    est = _estimate_bytes(len(states), nbytes, done)
-                    raise UserError(
-                        f"state space too large: more than max_states={max_states} reachable states "
-                        f"({len(states)} found so far, {done} expanded, up to step {step + 1}); storing them "
-                        f"needs about {est / 2**30:.2f} GiB and more for the rest; raise --max-states or "
-                        f"lower --max-steps"
-                    )
+                builder.expand(i, dists, which)
+                state_row_offsets.append(len(builder.row_offsets) - 1)
                 if (i & 255) == 255:
                     bar.update(256)
-            bar.set_postfix(step=step, states=len(states))
+            bar.set_postfix(step=builder.step, states=len(states))
             level_start, level_stop = level_stop, len(states)
-            step += 1
+            builder.step += 1
         bar.update(len(states) - bar.n)
     finally:
         bar.close()
@@ -232,20 +223,154 @@ def build_dag(world: WorldModel, max_states: int = 2_000_000, progress: bool = T
     n = len(states)
     dag = StateDag(
         states=states,
-        index=index,
+        index=builder.index,
         level_offsets=np.asarray(level_offsets, dtype=np.int64),
         terminal=np.frombuffer(terminal, dtype=np.int8).astype(bool),
-        num_agents=n_agents,
-        num_actions=n_actions,
+        num_agents=world.num_agents,
+        num_actions=world.num_actions,
         row_of=np.frombuffer(row_of, dtype=np.int32).reshape(n, n_prof).copy(),
         state_row_offsets=np.frombuffer(state_row_offsets, dtype=np.int64).copy(),
-        row_offsets=np.frombuffer(row_offsets, dtype=np.int64).copy(),
-        succ=np.frombuffer(succ, dtype=np.int32).copy(),
-        prob=np.frombuffer(prob, dtype=np.float64).copy(),
+        row_offsets=np.frombuffer(builder.row_offsets, dtype=np.int64).copy(),
+        succ=np.frombuffer(builder.succ, dtype=np.int32).copy(),
+        prob=np.frombuffer(builder.prob, dtype=np.float64).copy(),
         transition_calls=calls,
     )
     dag.build_seconds = time.perf_counter() - start_time
     return dag
+
+
+class _Builder:
+    """The growing state list and CSR rows of :func:`build_dag`; :meth:`expand` stores one state's rows."""
+
+    def __init__(self, world: WorldModel, max_states: int) -> None:
+        self.world = world
+        self.max_states = max_states
+        self.n_agents, self.n_actions = world.num_agents, world.num_actions
+        self.n_prof = self.n_actions**self.n_agents
+        init = world.initial_state()
+        self.states: list[State] = [init]
+        self.index: dict[State, int] = {init: 0}
+        self.step = world.step_count(init)
+        self.level_stop = 1
+        self.row_of = array("i")
+        self.row_offsets = array("q", [0])
+        self.succ = array("i")
+        self.prob = array("d")
+
+    def expand(self, i: int, dists: Sequence[Successors], which: Sequence[int]) -> None:
+        """Store the rows of state ``i``: profile ``j`` has distribution ``dists[which[j]]`` (each distinct
+        distribution is read and checked once, at its first profile, so ids follow the per-profile order)."""
+        row_of_dist = [-1] * len(dists)
+        local: dict[Hashable, int] = {}
+        rows = []
+        index_get, local_get = self.index.get, local.get
+        succ, prob, row_offsets = self.succ, self.prob, self.row_offsets
+        level_stop = self.level_stop
+        for j, k in enumerate(which):
+            row = row_of_dist[k]
+            if row < 0:
+                successors = dists[k]
+                if len(successors) == 1 and successors[0][0] == 1.0:
+                    # The common case, inline: one successor with probability 1 (row key: its id alone).
+                    s2 = successors[0][1]
+                    sid = index_get(s2)
+                    if sid is None or sid < level_stop:
+                        sid = self._new_state(i, s2, sid)
+                    row = local_get(sid, -1)
+                    if row < 0:
+                        row = len(row_offsets) - 1
+                        local[sid] = row
+                        succ.append(sid)
+                        prob.append(1.0)
+                        row_offsets.append(len(succ))
+                else:
+                    row = self._row(local, successors, i, j)
+                row_of_dist[k] = row
+            rows.append(row)
+        self.row_of.extend(rows)
+
+    def _row(self, local: dict[Hashable, int], successors: Successors, i: int, j: int) -> int:
+        """The row of one distribution of state ``i`` (first used by profile ``j``), added unless the state already
+        has an identical one."""
+        if not successors:
+            raise UserError(f"world: non-terminal state {self.states[i]!r} has no successors under {self._joint(j)}")
+        index = self.index
+        ids = []
+        ps = []
+        for p, s2 in successors:
+            sid = index.get(s2)
+            if sid is None or sid < self.level_stop:
+                sid = self._new_state(i, s2, sid)
+            ids.append(sid)
+            ps.append(float(p))
+        total = sum(ps)
+        if abs(total - 1.0) > 1e-9:
+            raise UserError(
+                f"world: successor probabilities of {self.states[i]!r} under {self._joint(j)} sum to {total}, not 1"
+            )
+        key = (tuple(ids), tuple(ps))
+        row = local.get(key, -1)
+        if row < 0:
+            row = len(self.row_offsets) - 1
+            local[key] = row
+            self.succ.extend(ids)
+            self.prob.extend(ps)
+            self.row_offsets.append(len(self.succ))
+        return row
+
+    def _new_state(self, i: int, s2: State, known: int | None) -> int:
+        """Id of a successor not seen yet (checked: one step later, within ``max_states``); ``known`` is the id
+        of one of an earlier level (a protocol error)."""
+        world, s, step = self.world, self.states[i], self.step
+        if known is not None:
+            raise UserError(
+                f"world: transition from {s!r} leads back to {s2!r} at step {world.step_count(s2)}; the step "
+                "count must advance by 1"
+            )
+        if world.step_count(s2) != step + 1:
+            raise UserError(
+                f"world: transition from {s!r} (step {step}) to {s2!r} (step {world.step_count(s2)}) does not "
+                "advance the step count by 1"
+            )
+        sid = len(self.states)
+        if sid >= self.max_states:
+            nbytes = 4 * len(self.row_of) + 8 * len(self.row_offsets) + 12 * len(self.succ)
+            est = _estimate_bytes(sid + 1, nbytes, i)
+            raise UserError(
+                f"state space too large: more than max_states={self.max_states} reachable states ({sid + 1} found "
+                f"so far, {i} expanded, up to step {step + 1}); storing them needs about {est / 2**30:.2f} GiB and "
+                "more for the rest; raise --max-states or lower --max-steps"
+            )
+        self.index[s2] = sid
+        self.states.append(s2)
+        return sid
+
+    def _joint(self, j: int) -> JointAction:
+        return profile_action(j, self.n_agents, self.n_actions)
+
+
+def profile_action(j: int, num_agents: int, num_actions: int) -> JointAction:
+    """The joint action of profile index ``j`` (agent 0 least significant)."""
+    out = []
+    for _ in range(num_agents):
+        j, a = divmod(j, num_actions)
+        out.append(a)
+    return tuple(out)
+
+
+class _LazyProfiles(Sequence[Successors]):
+    """The generic path's distributions: ``transition_probabilities`` per profile, computed when first read (so
+    that the state limit is checked between calls)."""
+
+    def __init__(self, world: WorldModel, state: State, num_agents: int, num_actions: int) -> None:
+        self.world, self.state = world, state
+        self.num_agents, self.num_actions = num_agents, num_actions
+
+    def __len__(self) -> int:
+        return int(self.num_actions**self.num_agents)
+
+    def __getitem__(self, j: int) -> Successors:  # type: ignore[override]
+        return self.world.transition_probabilities(self.state, profile_action(j, self.num_agents, self.num_actions))
 
 
 def achieved_matrix(world: WorldModel, dag: StateDag, human: int) -> NDArray[np.bool_]:

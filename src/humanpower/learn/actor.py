@@ -36,7 +36,8 @@ at episode boundaries (``begin_episode``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,10 +48,14 @@ from humanpower.learn.config import Phase2Config
 from humanpower.learn.policy import robot_action_distribution, sample_action
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import (
+    BatchTransitionModel,
     SimulatorModel,
     State,
+    TransitionTable,
     compose_joint_action,
+    generic_transition_table,
     num_robot_actions,
+    robot_choices,
     sample_successor,
 )
 
@@ -86,12 +91,20 @@ class ActorOptions:
     """Probability that an episode is an exploring episode (starts and restarts at pool states)."""
     exploring_starts_pool: int = 100_000
     """Capacity of the pool of seen non-terminal states (reservoir sampling beyond it)."""
+    successor_cache_size: int = 4096
+    """Successor sets (every joint robot action, for one state and one set of human actions) kept for reuse,
+    oldest dropped first; 0 disables the memo. Results are exact either way."""
+    batch_transitions: bool = True
+    """Use the world's batch transition hook (``transition_table``) when it has one; False computes one
+    ``transition_probabilities`` call per joint robot action (the same distributions, slower)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exploring_starts_prob <= 1.0:
             raise ValueError(f"exploring_starts_prob must be in [0, 1], got {self.exploring_starts_prob}")
         if self.exploring_starts_pool < 1:
             raise ValueError(f"exploring_starts_pool must be >= 1, got {self.exploring_starts_pool}")
+        if self.successor_cache_size < 0:
+            raise ValueError(f"successor_cache_size must be >= 0, got {self.successor_cache_size}")
 
     @classmethod
     def from_config(cls, cfg: Phase2Config) -> ActorOptions:
@@ -144,6 +157,12 @@ class Actor:
         self._pool_visits = np.zeros(1024, dtype=np.int64)
         self._pool_seen: set[State] = set()
         self._pool_offered = 0
+        self._table_of: Callable[[State, Sequence[Sequence[int]]], TransitionTable]
+        if self.options.batch_transitions and isinstance(world, BatchTransitionModel):
+            self._table_of = world.transition_table
+        else:
+            self._table_of = functools.partial(generic_transition_table, world)
+        self._successor_memo: dict[tuple[State, tuple[int, ...]], tuple[Distribution, ...]] = {}
 
     @classmethod
     def from_config(
@@ -314,12 +333,22 @@ class Actor:
         return transition
 
     def _robot_successors(self, state: State, human_actions: Sequence[int]) -> tuple[Distribution, ...]:
-        """The exact successor distribution for every joint robot action, humans at ``human_actions``."""
-        world = self.world
-        return tuple(
-            tuple(world.transition_probabilities(state, compose_joint_action(world, human_actions, a)))
-            for a in range(self.num_robot_actions)
-        )
+        """The exact successor distribution for every joint robot action, humans at ``human_actions``: one batch
+        transition call (a distribution shared by several robot actions becomes one tuple), memoised."""
+        key = (state, tuple(int(a) for a in human_actions))
+        memo = self._successor_memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        table = self._table_of(state, robot_choices(self.world, key[1]))
+        shared = [tuple(d) for d in table.distributions]
+        out = tuple(shared[k] for k in table.index)
+        size = self.options.successor_cache_size
+        if size > 0:
+            if len(memo) >= size:
+                del memo[next(iter(memo))]  # drop the oldest entry
+            memo[key] = out
+        return out
 
     def _human_successors(
         self,

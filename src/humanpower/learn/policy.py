@@ -13,6 +13,9 @@ draw (inverse CDF of the mixed distribution), which has exactly the two-stage di
 
 from __future__ import annotations
 
+import bisect
+import itertools
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
@@ -50,7 +53,14 @@ def sample_action(probs: FloatArray, rng: np.random.Generator) -> int:
 
     The inverse CDF: the first index whose cumulative sum exceeds ``u * sum(probs)``, u ~ U[0, 1); the actor
     draws every robot and human action with it.
+
+    Short float64 vectors (fewer than 8 entries: action distributions) take a pure-Python path with the same
+    floats: numpy adds fewer than 8 float64 values left to right from 0.0, so ``probs.sum()`` is the last running
+    sum of ``np.cumsum(probs)``, and ``bisect_right`` is ``searchsorted(side="right")``.
     """
+    if len(probs) < 8 and probs.dtype == np.float64:
+        running = list(itertools.accumulate(probs.tolist()))
+        return min(bisect.bisect_right(running, rng.random() * running[-1]), len(probs) - 1)
     return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1))
 
 

@@ -14,7 +14,9 @@ a joint robot action has robot 0 as the least significant digit (:func:`encode_r
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -69,6 +71,69 @@ class WorldModel(Protocol):
     def goal_set(self, human: int) -> GoalSet:
         """The possible goals G_h of human ``human`` with their weights."""
         ...
+
+
+@dataclass(frozen=True)
+class TransitionTable:
+    """Successor distributions of one state for every combination of per-agent action choices.
+
+    For choices ``C_0, ..., C_{n-1}`` (one non-empty action list per agent) the combinations are numbered with
+    agent 0's choice as the least significant digit (the same order as flat joint robot actions and as the
+    exact solver's profiles). ``distributions[index[j]]`` is the distribution of combination ``j``; a
+    distribution shared by several combinations (actions with identical effect) may be stored once.
+    """
+
+    distributions: Sequence[Successors]
+    index: Sequence[int]
+    """One entry per combination: the position of its distribution in ``distributions``."""
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, j: int) -> Successors:
+        """The successor distribution of combination ``j``."""
+        return self.distributions[self.index[j]]
+
+
+@runtime_checkable
+class BatchTransitionModel(Protocol):
+    """Optional fast path of a world model: successor distributions for many joint actions in one call.
+
+    The exact solver asks for every joint action of a state; the learner's actors for every joint robot action
+    with the humans' actions fixed. Worlds without it get :func:`generic_transition_table`.
+    """
+
+    def transition_table(self, state: State, choices: Sequence[Sequence[int]]) -> TransitionTable:
+        """The distributions for every combination of ``choices`` (see :class:`TransitionTable`); each must
+        equal ``transition_probabilities(state, joint)`` of its joint action, successors in the same order."""
+        ...
+
+
+def choice_combinations(choices: Sequence[Sequence[int]]) -> list[JointAction]:
+    """Every joint action of ``choices`` in combination order (agent 0 least significant)."""
+    return [tuple(reversed(c)) for c in itertools.product(*reversed([list(c) for c in choices]))]
+
+
+def generic_transition_table(world: WorldModel, state: State, choices: Sequence[Sequence[int]]) -> TransitionTable:
+    """The :class:`TransitionTable` from one ``transition_probabilities`` call per combination (no sharing)."""
+    dists = [world.transition_probabilities(state, joint) for joint in choice_combinations(choices)]
+    return TransitionTable(dists, range(len(dists)))
+
+
+def transition_table(world: WorldModel, state: State, choices: Sequence[Sequence[int]]) -> TransitionTable:
+    """The world's batch hook when it has one (:class:`BatchTransitionModel`), else the generic table."""
+    if isinstance(world, BatchTransitionModel):
+        return world.transition_table(state, choices)
+    return generic_transition_table(world, state, choices)
+
+
+def robot_choices(world: WorldModel, human_actions: Sequence[int]) -> list[list[int]]:
+    """Choices fixing each human (``world.humans`` order) at its action and letting every robot take any action:
+    their combinations are the flat joint robot actions in order."""
+    choices: list[list[int]] = [list(range(world.num_actions)) for _ in range(world.num_agents)]
+    for h, a in zip(world.humans, human_actions, strict=True):
+        choices[h] = [int(a)]
+    return choices
 
 
 @runtime_checkable

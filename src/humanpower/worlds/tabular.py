@@ -30,7 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from humanpower.goals import Goal, GoalSet
-from humanpower.worlds.protocol import JointAction, SimulatedWorld, Successors
+from humanpower.worlds.protocol import (
+    JointAction,
+    SimulatedWorld,
+    Successors,
+    TransitionTable,
+    generic_transition_table,
+)
 
 TabularState = tuple[int, int]
 """A tabular world state: ``(step, node)``."""
@@ -169,9 +175,7 @@ class TabularWorld(SimulatedWorld):
             table.append(row)
         return table
 
-    def _clean(
-        self, node: int, joint: JointAction, succ: list[tuple[float, int]]
-    ) -> tuple[tuple[float, int], ...]:
+    def _clean(self, node: int, joint: JointAction, succ: list[tuple[float, int]]) -> tuple[tuple[float, int], ...]:
         merged: dict[int, float] = {}
         for p, n2 in succ:
             if not 0 <= int(n2) < self.num_nodes:
@@ -182,9 +186,7 @@ class TabularWorld(SimulatedWorld):
                 merged[int(n2)] = merged.get(int(n2), 0.0) + float(p)
         total = sum(merged.values())
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(
-                f"transition from node {node} under {joint}: probabilities sum to {total}, not 1"
-            )
+            raise ValueError(f"transition from node {node} under {joint}: probabilities sum to {total}, not 1")
         return tuple((p, n2) for n2, p in sorted(merged.items()))
 
     # -- WorldModel protocol ------------------------------------------------------------------------------
@@ -207,14 +209,20 @@ class TabularWorld(SimulatedWorld):
         return [(p, (t + 1, n2)) for p, n2 in entries]
 
     def all_transition_probabilities(self, state: Hashable) -> list[Successors]:
-        """Successor distributions for every joint action profile in flat order (agent 0 least significant).
-
-        The optional batch hook of :class:`humanpower.exact.dag.BatchTransitionModel`.
-        """
+        """Successor distributions for every joint action profile in flat order (agent 0 least significant)."""
         t, node = self._unpack(state)
         if t >= self.max_steps:
             return [[] for _ in range(self.num_profiles)]
         return [[(p, (t + 1, n2)) for p, n2 in entries] for entries in self._table[node]]
+
+    def transition_table(self, state: Hashable, choices: Sequence[Sequence[int]]) -> TransitionTable:
+        """The batch hook of :class:`~humanpower.worlds.protocol.BatchTransitionModel`: every joint action's row of
+        the table at once when ``choices`` hold every action of every agent, else one lookup per combination."""
+        full = list(range(self.num_actions))
+        if len(choices) == self.num_agents and all(list(c) == full for c in choices):
+            dists = self.all_transition_probabilities(state)
+            return TransitionTable(dists, range(len(dists)))
+        return generic_transition_table(self, state, choices)
 
     def goal_set(self, human: int) -> GoalSet:
         try:
@@ -248,9 +256,7 @@ class TabularWorld(SimulatedWorld):
         return out
 
 
-def partition_goals(
-    num_nodes: int, num_goals: int, rng: np.random.Generator, prefix: str = "g"
-) -> list[NodeGoal]:
+def partition_goals(num_nodes: int, num_goals: int, rng: np.random.Generator, prefix: str = "g") -> list[NodeGoal]:
     """Split the nodes into ``num_goals`` non-empty random groups, one :class:`NodeGoal` each.
 
     Goals that cover every node guarantee X_h > 0 at every non-terminal state (every successor is in a goal).

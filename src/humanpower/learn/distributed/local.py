@@ -4,7 +4,8 @@ Per actor slot:
 
 * an inbox (``multiprocessing.Queue``, learner -> actor): collect requests, policy updates, stop. The learner's
   ``put`` never blocks (a feeder thread writes it), so the learner cannot deadlock with a busy actor.
-* a result pipe (actor -> learner): one message per chunk. ``send`` blocks until the learner reads, which is
+* a result pipe (actor -> learner): one message per chunk, packed (:mod:`.packing`: a state table and numpy
+  columns, unpacked in the learner's process). ``send`` blocks until the learner reads, which is
   back-pressure, never loss; there are at most ``depth`` requests per actor outstanding anyway.
 
 The learner waits on all result pipes and all process sentinels at once, so a chunk, an error report and a
@@ -34,6 +35,7 @@ from typing import Any
 
 import torch
 
+from humanpower.learn.distributed.packing import PackedChunk, pack_chunk
 from humanpower.learn.distributed.protocol import (
     ActorEvent,
     ActorFailure,
@@ -125,7 +127,7 @@ def _actor_main(
         worker = ActorWorker(spec, actor_id, incarnation, seed, pickle.loads(first_update))
         mailbox = _Inbox(inbox, worker)
         while (request := mailbox.next_request()) is not None:
-            results.send(worker.collect(request, at_boundary=mailbox.drain))
+            results.send(pack_chunk(worker.collect(request, at_boundary=mailbox.drain)))
     except BaseException:
         report = ActorFailure(actor_id, incarnation, traceback.format_exc())
         try:
@@ -219,8 +221,10 @@ class LocalActorPool:
                 break
             if isinstance(message, ActorFailure):
                 slot.reported.append(message.reason)
+            elif isinstance(message, PackedChunk):
+                events.append(message.unpack())
             else:
-                events.append(message)
+                raise TypeError(f"actor {slot.actor_id} sent an unexpected {type(message).__name__}")
         return events
 
     def poll(self, timeout: float | None) -> list[ActorEvent]:

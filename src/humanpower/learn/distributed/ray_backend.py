@@ -19,11 +19,11 @@ from typing import Any
 import torch
 
 from humanpower.errors import ConfigError
+from humanpower.learn.distributed.packing import PackedChunk, pack_chunk
 from humanpower.learn.distributed.protocol import (
     ActorEvent,
     ActorFailure,
     ActorSpec,
-    Chunk,
     CollectRequest,
     PolicyUpdate,
     actor_seed,
@@ -58,9 +58,10 @@ class RayActorHost:
     def offer(self, update: PolicyUpdate) -> None:
         self.worker.offer(update)
 
-    def collect(self, request: CollectRequest) -> Chunk:
+    def collect(self, request: CollectRequest) -> PackedChunk:
+        """The chunk for ``request``, packed for the trip to the learner (:mod:`.packing`)."""
         with self._collecting:
-            return self.worker.collect(request)
+            return pack_chunk(self.worker.collect(request))
 
 
 class RayActorPool:
@@ -138,7 +139,7 @@ class RayActorPool:
             if incarnation != self._incarnation[actor_id] or actor_id in failed:
                 continue  # a call to an incarnation already replaced or already reported
             try:
-                events.append(self.ray.get(ref))
+                events.append(self.ray.get(ref).unpack())
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as exc:
                 failed.add(actor_id)
                 events.append(ActorFailure(actor_id, incarnation, str(exc)))

@@ -21,7 +21,7 @@ The rules, in the order of the spec:
 Why conflict blocks are exact: every agent's action reads and writes only cells of its *footprint*
 (:func:`_footprints`), a conservative superset computed from the start state and valid for every order of
 execution (a pushed line can only grow through cells where some rock/block may be during this step, the set
-``P`` of :func:`_maybe_objects`). Agents with disjoint footprints commute, the relative order of the agents of
+``P`` of :func:`maybe_objects`). Agents with disjoint footprints commute, the relative order of the agents of
 one block is uniform and independent of the other blocks' orders, so the average over all n! orders equals
 the product over blocks of the averages over each block's orders. :func:`transition_probabilities_bruteforce`
 enumerates all n! orders and is used by the tests to check this.
@@ -104,9 +104,7 @@ class Statics:
             for x in range(layout.width):
                 code = layout.terrain[y][x]
                 self.neighbour[(x, y)] = tuple(
-                    (x + DX[d], y + DY[d])
-                    if 0 <= x + DX[d] < layout.width and 0 <= y + DY[d] < layout.height
-                    else None
+                    (x + DX[d], y + DY[d]) if 0 <= x + DX[d] < layout.width and 0 <= y + DY[d] < layout.height else None
                     for d in range(4)
                 )
                 self.kind[(x, y)] = BLOCKED if code == WALL else LAVA_CELL if code == LAVA else WALK
@@ -188,26 +186,36 @@ def _plans(state: GridState, joint_action: Sequence[int], num_actions: int) -> l
     return active
 
 
+def agent_options(st: Statics, state: GridState, i: int, a: int, p: float) -> tuple[bool, list[tuple[float, Plan]]]:
+    """Rule 6 for one active agent: ``(stumbles, [(probability, plan)])``. An agent starting its ``forward`` on
+    unsteady ground (p > 0) stumbles: it keeps its direction with probability 1 - p and turns left or right with
+    p/2 each (zero-probability outcomes left out); otherwise the one plan has probability 1. Turns resolve to the
+    new direction here too."""
+    agent = state.agents[i]
+    d = agent.dir
+    if a == LEFT:
+        return False, [(1.0, (i, a, (d - 1) % 4))]
+    if a == RIGHT:
+        return False, [(1.0, (i, a, (d + 1) % 4))]
+    if a == FORWARD and p > 0.0 and (agent.x, agent.y) in st.unsteady:
+        options = [(1.0 - p, (i, a, d)), (p / 2, (i, a, (d - 1) % 4)), (p / 2, (i, a, (d + 1) % 4))]
+        return True, [o for o in options if o[0] > 0.0]
+    return False, [(1.0, (i, a, d))]
+
+
 def _stumble_branches(
     st: Statics, state: GridState, active: list[tuple[int, int]], p: float
 ) -> list[tuple[float, list[Plan]]]:
-    """Rule 6: each agent starting its ``forward`` on unsteady ground keeps its direction with probability
-    1 - p and turns left or right with p/2 each. Returns (probability, plans) per combination of outcomes
-    (zero-probability outcomes left out); turns resolve to the new direction here too."""
+    """Rule 6 for all active agents (:func:`agent_options`): (probability, plans) per combination of stumble
+    outcomes, stumbling agents in agent order."""
     fixed: list[Plan] = []
     choices: list[list[tuple[float, Plan]]] = []
     for i, a in active:
-        agent = state.agents[i]
-        d = agent.dir
-        if a == LEFT:
-            fixed.append((i, a, (d - 1) % 4))
-        elif a == RIGHT:
-            fixed.append((i, a, (d + 1) % 4))
-        elif a == FORWARD and p > 0.0 and (agent.x, agent.y) in st.unsteady:
-            options = [(1.0 - p, (i, a, d)), (p / 2, (i, a, (d - 1) % 4)), (p / 2, (i, a, (d + 1) % 4))]
-            choices.append([o for o in options if o[0] > 0.0])
+        stumbles, options = agent_options(st, state, i, a, p)
+        if stumbles:
+            choices.append(options)
         else:
-            fixed.append((i, a, d))
+            fixed.append(options[0][1])
     if not choices:
         return [(1.0, fixed)]
     branches = []
@@ -217,7 +225,7 @@ def _stumble_branches(
     return branches
 
 
-def _maybe_objects(st: Statics, state: GridState, plans: Iterable[Plan], start: frozenset[Pos]) -> set[Pos]:
+def maybe_objects(st: Statics, state: GridState, plans: Iterable[Plan], start: frozenset[Pos]) -> set[Pos]:
     """P: every cell where a rock or block may lie at some point of this step, in any order of execution.
 
     Starts from the objects' cells and adds, until nothing changes, the landing cell of every line that a
@@ -249,9 +257,35 @@ def _maybe_objects(st: Statics, state: GridState, plans: Iterable[Plan], start: 
     return objects
 
 
-def _footprints(
-    st: Statics, state: GridState, plans: list[Plan], start: frozenset[Pos]
-) -> list[tuple[Pos, ...]]:
+def touched_cell(st: Statics, state: GridState, plan: Plan) -> Pos | None:
+    """The front cell a plan reads or writes, or None when it touches nothing: turns, and actions facing a wall
+    or the grid edge (those change nothing beyond their own agent in any order of execution)."""
+    i, a, d = plan
+    if a in (LEFT, RIGHT):
+        return None
+    agent = state.agents[i]
+    c = st.neighbour[(agent.x, agent.y)][d]
+    if c is None or st.kind[c] == BLOCKED:
+        return None
+    return c
+
+
+def forward_footprint(st: Statics, c: Pos, d: int, maybe: set[Pos]) -> tuple[Pos, ...]:
+    """Cells a ``forward`` into ``c`` (direction ``d``) may touch: ``c`` and, if a rock/block may lie there (in
+    ``maybe``, the set P), the line it may push and the cell after it."""
+    if c not in maybe:
+        return (c,)
+    cells = [c]
+    e = st.neighbour[c][d]
+    while e is not None:
+        cells.append(e)
+        if e not in maybe:
+            break
+        e = st.neighbour[e][d]
+    return tuple(cells)
+
+
+def _footprints(st: Statics, state: GridState, plans: list[Plan], start: frozenset[Pos]) -> list[tuple[Pos, ...]]:
     """Per plan, every cell its action may read or write (other than its own agent), in any order.
 
     Turns and moves against a wall or the edge touch nothing; pickup/drop/toggle touch the front cell;
@@ -261,31 +295,15 @@ def _footprints(
     maybe: set[Pos] | None = None
     out: list[tuple[Pos, ...]] = []
     for plan in plans:
-        i, a, d = plan
-        if a in (LEFT, RIGHT):
+        c = touched_cell(st, state, plan)
+        if c is None:
             out.append(())
-            continue
-        agent = state.agents[i]
-        c = st.neighbour[(agent.x, agent.y)][d]
-        if c is None or st.kind[c] == BLOCKED:
-            out.append(())
-            continue
-        if a != FORWARD:
+        elif plan[1] != FORWARD:
             out.append((c,))
-            continue
-        if maybe is None:
-            maybe = _maybe_objects(st, state, plans, start)
-        if c not in maybe:
-            out.append((c,))
-            continue
-        cells = [c]
-        e = st.neighbour[c][d]
-        while e is not None:
-            cells.append(e)
-            if e not in maybe:
-                break
-            e = st.neighbour[e][d]
-        out.append(tuple(cells))
+        else:
+            if maybe is None:
+                maybe = maybe_objects(st, state, plans, start)
+            out.append(forward_footprint(st, c, plan[2], maybe))
     return out
 
 
@@ -313,9 +331,7 @@ def _conflict_blocks(footprints: list[tuple[Pos, ...]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _block_outcomes(
-    st: Statics, state: GridState, block: list[Plan], start: frozenset[Pos]
-) -> dict[GridState, float]:
+def _block_outcomes(st: Statics, state: GridState, block: list[Plan], start: frozenset[Pos]) -> dict[GridState, float]:
     """Average over all orders of one block's agents, computed over subsets of agents already acted (each
     remaining agent is next with equal probability), merging equal part-way states: at most 2^k subsets
     instead of k! orders."""
@@ -478,6 +494,10 @@ def transition_probabilities_bruteforce(
 __all__ = [
     "Statics",
     "act",
+    "agent_options",
+    "forward_footprint",
+    "maybe_objects",
     "successor_distribution",
+    "touched_cell",
     "transition_probabilities_bruteforce",
 ]

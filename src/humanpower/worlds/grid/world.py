@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from humanpower.goals import GoalSet
+from humanpower.worlds.grid.batch import transition_table
 from humanpower.worlds.grid.dynamics import Statics, successor_distribution
 from humanpower.worlds.grid.goals import Rect, RectGoal, parse_goal_text, rect_text
 from humanpower.worlds.grid.state import (
@@ -27,7 +28,7 @@ from humanpower.worlds.grid.state import (
     GridLayout,
     GridState,
 )
-from humanpower.worlds.protocol import JointAction, SimulatedWorld, State, Successors
+from humanpower.worlds.protocol import JointAction, SimulatedWorld, State, Successors, TransitionTable
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -144,9 +145,7 @@ class GridWorld(SimulatedWorld):
 
     def _every_open_cell(self) -> tuple[Rect, ...]:
         lay = self.layout
-        return tuple(
-            (x, y, x, y) for y in range(lay.height) for x in range(lay.width) if lay.terrain[y][x] != WALL
-        )
+        return tuple((x, y, x, y) for y in range(lay.height) for x in range(lay.width) if lay.terrain[y][x] != WALL)
 
     # --- the WorldModel protocol -----------------------------------------------------------------------
 
@@ -171,6 +170,15 @@ class GridWorld(SimulatedWorld):
                 del self._cache[next(iter(self._cache))]  # evict the oldest entry
             self._cache[key] = hit  # type: ignore[assignment]
         return list(hit)  # type: ignore[arg-type]
+
+    def transition_table(self, state: State, choices: Sequence[Sequence[int]]) -> TransitionTable:
+        """Successor distributions for every combination of per-agent action ``choices`` at once (the batch hook
+        of :class:`~humanpower.worlds.protocol.BatchTransitionModel`; :mod:`humanpower.worlds.grid.batch`):
+        equal to ``transition_probabilities`` per joint action, successors in the same order."""
+        assert isinstance(state, GridState)
+        return transition_table(
+            self.statics, self.max_steps, self.stumble_probability, self.num_actions, state, choices
+        )
 
     def is_terminal(self, state: State) -> bool:
         """True at the horizon (step count == max_steps)."""

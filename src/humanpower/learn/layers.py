@@ -19,6 +19,7 @@ and a per-state memo.
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections.abc import Callable
 
 import numpy as np
@@ -64,30 +65,76 @@ class FastDropout(nn.Dropout):
         return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
 
 
-class SparseInputLinear(nn.Linear):
+class SparseInputLinear(nn.Module):
     """``nn.Linear(in_features, out_features)`` that also computes :class:`SparseRows` inputs sparsely.
 
-    The parameters are the Linear's ``weight`` (out, in) and ``bias`` (out,), with the same state dict; the weight
-    is stored column-major (``weight.t()`` is contiguous), so that its columns, the rows of ``weight.t()``, are
-    what an embedding bag reads. Dense inputs go through ``F.linear`` as usual.
+    The function, the initial values (drawn exactly as ``nn.Linear`` draws them) and the state dict (``weight``
+    of shape (out, in), ``bias``) are the Linear's. The weight is held transposed, as the parameter ``weight_t``
+    of shape (in, out), so that the weight columns an input entry selects are contiguous rows: the sparse
+    forward is one embedding-bag sum over them and its gradient a few row additions, and the optimizer steps a
+    contiguous tensor. :attr:`weight` is the (out, in) view.
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__(in_features, out_features)
-        self.weight = nn.Parameter(self.weight.detach().t().contiguous().t())
+        super().__init__()
+        linear = nn.Linear(in_features, out_features)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight_t = nn.Parameter(linear.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The Linear's (out, in) weight (a view of ``weight_t``)."""
+        return self.weight_t.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense rows ``(N, in)`` -> ``(N, out)``."""
+        return torch.addmm(self.bias, x, self.weight_t)
 
     def forward_sparse(self, rows: SparseRows) -> torch.Tensor:
-        """``F.linear(rows.dense(), weight, bias)``, computed as sums of weight columns: (N, out)."""
+        """``forward(rows.dense())``, computed as sums of weight columns: ``(N, out)``.
+
+        One embedding bag holds every row's active entries plus one last bag of the constant row, whose sum
+        folds into the bias.
+        """
         if rows.dim != self.in_features:
             raise ValueError(f"SparseInputLinear: expected rows of width {self.in_features}, got {rows.dim}")
-        columns = self.weight.t()  # (in, out); contiguous in the column-major layout
-        out = F.embedding_bag(rows.index, columns, mode="sum", per_sample_weights=rows.value)
-        if rows.constant_index.numel() == 0:
-            return out + self.bias
-        constant = F.embedding_bag(
-            rows.constant_index.view(1, -1), columns, mode="sum", per_sample_weights=rows.constant_value.view(1, -1)
+        n, k = rows.index.shape
+        index = torch.cat([rows.index.reshape(-1), rows.constant_index])
+        weight = torch.cat([rows.value.reshape(-1), rows.constant_value])
+        offsets = torch.arange(0, n * k + 1, k, device=index.device) if k else index.new_zeros(n + 1)
+        sums = F.embedding_bag(index, self.weight_t, offsets, mode="sum", per_sample_weights=weight)
+        return sums[:n] + (self.bias + sums[n])
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        weight_t = self.weight_t if keep_vars else self.weight_t.detach()
+        destination[prefix + "weight"] = weight_t.t()
+        destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix + "weight"
+        if key in state_dict:  # the Linear's (out, in) weight -> weight_t
+            state_dict = dict(state_dict)
+            weight = state_dict.pop(key)
+            if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+                weight = weight.t()
+            state_dict[prefix + "weight_t"] = weight
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        return out + (self.bias + constant[0])
+        missing_keys[:] = [prefix + "weight" if k == prefix + "weight_t" else k for k in missing_keys]
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
 def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int, int], ...]:

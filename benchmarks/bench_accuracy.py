@@ -38,7 +38,7 @@ def run_backend(backend: str, seed: int) -> dict[str, Any]:
     from humanpower.learn.actor import ActorOptions
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import compare_with_exact, uniform_policy_rmse
-    from humanpower.learn.losses import LossParams
+    from humanpower.learn.terms import build_loss_terms
     from humanpower.learn.trainer import SyncTrainer, TrainingSetup
     from humanpower.worlds.grid.library import load_world
 
@@ -49,13 +49,12 @@ def run_backend(backend: str, seed: int) -> dict[str, Any]:
     setup = TrainingSetup(world=world, prior=sol.prior, state_encoder=se, goal_encoders=[ge[h] for h in world.humans])
     t0 = time.perf_counter()
     trainer = SyncTrainer(setup, cfg, None, progress=False)
-    params = trainer.learner.loss_params(0)
-    if trainer.actor.options != ActorOptions.from_config(cfg) or params != LossParams.from_config(
-        cfg, beta_r=params.beta_r, active=params.active, average_duplicates=params.average_duplicates
+    if trainer.actor.options != ActorOptions.from_config(cfg) or trainer.learner.terms != build_loss_terms(
+        cfg, trainer.learner.goal_sets
     ):
         raise SystemExit(
-            "bench_accuracy: SyncTrainer must build its actor with Actor.from_config and Learner.loss_params must use "
-            "LossParams.from_config, or the config's accuracy options are ignored (docs/LEARNER.md)"
+            "bench_accuracy: SyncTrainer must build its actor with Actor.from_config and the Learner its loss terms "
+            "with build_loss_terms(cfg, ...), or the config's accuracy options are ignored (docs/LEARNER.md)"
         )
     model = trainer.train().model
     seconds = time.perf_counter() - t0

@@ -21,7 +21,7 @@ from humanpower.learn.actor import ActorOptions
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
-from humanpower.learn.losses import LossParams
+from humanpower.learn.terms import build_loss_terms
 from humanpower.learn.trainer import SyncTrainer, TrainingSetup
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.tabular import random_tabular_world
@@ -38,10 +38,10 @@ def _train(setup: TrainingSetup, cfg: Phase2Config) -> LearnedModel:
         "SyncTrainer must build its actor with Actor.from_config(world, prior, cfg, seed=..., "
         "steps_per_episode=...) so that v_h_e_all_goals / exploring_starts_* apply (docs/LEARNER.md)"
     )
-    params = trainer.learner.loss_params(0)
-    assert params == LossParams.from_config(
-        cfg, beta_r=params.beta_r, active=params.active, average_duplicates=params.average_duplicates
-    ), "Learner.loss_params must build LossParams.from_config(cfg, ...) (x_h_all_goals, q_r_loss; docs/LEARNER.md)"
+    assert trainer.learner.terms == build_loss_terms(cfg, trainer.learner.goal_sets), (
+        "Learner must build its loss terms with build_loss_terms(cfg, goal_sets) (x_h_all_goals, q_r_loss; "
+        "docs/LEARNER.md)"
+    )
     return trainer.train().model
 
 

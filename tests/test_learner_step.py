@@ -16,10 +16,8 @@ import torch
 
 from humanpower.api import build_setup
 from humanpower.learn.actor import Actor, ExplorationParams
-from humanpower.learn.batch import assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.learner import Learner, clip_grad_norm
-from humanpower.learn.losses import phase2_losses
 from humanpower.learn.networks import Phase2Network, QRNetwork
 from humanpower.learn.schedules import grad_clip_at, lr_at
 from humanpower.learn.trainer import make_learner
@@ -61,12 +59,12 @@ def filled_learner(cfg: Phase2Config) -> Learner:
 def reference_step(learner: Learner, total_steps: int) -> dict[str, float]:
     """The plain training step (one backward, clip and optimizer step per network, in turn)."""
     cfg = learner.cfg
-    params = learner.loss_params(total_steps)
-    idx = learner.replay.sample(cfg.batch_size, learner.rng)
-    items = learner.replay.storage.get(idx)
-    batch = assemble_batch(items, learner.featurizer, learner.num_robot_actions, learner.device)
-    x_states = learner.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items), np.int64))
-    losses = phase2_losses(batch, x_states, learner.nets, learner.targets, learner.goal_sets, params, learner.rng)
+    data = learner.sample(total_steps)
+    losses = {}
+    for term in learner.active_terms(total_steps):
+        with torch.no_grad():
+            target = term.target(learner.target_nets, data)
+        losses[term.network] = term.loss(learner.nets, data, target)
     modules = learner.nets.named()
     for name, loss in losses.items():
         opt = learner.optimizers[name]

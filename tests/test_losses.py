@@ -17,15 +17,15 @@ from humanpower.learn.actor import Actor, ActorOptions, ExplorationParams
 from humanpower.learn.batch import TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, OneHotGoalEncoder, OneHotStateEncoder
-from humanpower.learn.losses import LossParams, log_policy_loss, phase2_losses, regression_loss
+from humanpower.learn.learner import target_view
+from humanpower.learn.losses import log_policy_loss, regression_loss
 from humanpower.learn.networks import Phase2Networks, build_networks
 from humanpower.learn.replay import Transition
 from humanpower.learn.target_nets import TargetNetwork
+from humanpower.learn.terms import StepData, build_loss_terms
 from humanpower.params import TheoryParams
 from humanpower.worlds.protocol import compose_joint_action, num_robot_actions
 from humanpower.worlds.tabular import NodeGoal, TabularWorld, random_tabular_world
-
-ALL = frozenset({"v_h_e", "x_h", "q_r"})
 
 
 # -- the loss functions ---------------------------------------------------------------------------------------
@@ -104,20 +104,21 @@ def _actor_transition(world: TabularWorld, prior: object, state: object, options
 
 
 def _targets(
-    batch_items: list, world: TabularWorld, featurizer: Featurizer, nets: Phase2Networks, p: LossParams
+    batch_items: list, world: TabularWorld, featurizer: Featurizer, nets: Phase2Networks, cfg: Phase2Config
 ) -> dict[str, torch.Tensor]:
-    """Run phase2_losses and recover each table's per-entry mean target as ``entry - gradient``."""
+    """Run every loss term of ``cfg`` and recover each table's per-entry mean target as ``entry - gradient``."""
     batch = assemble_batch(batch_items, featurizer, num_robot_actions(world), torch.device("cpu"))
-    tgt = {name: TargetNetwork(m, 1) for name, m in nets.named().items()}
+    tgt = target_view({name: TargetNetwork(m, 1) for name, m in nets.named().items()})
     for m in nets.named().values():
         m.zero_grad(set_to_none=True)
-    goal_sets = [world.goal_set(h) for h in world.humans]
-    losses = phase2_losses(batch, batch.states(), nets, tgt, goal_sets, p, np.random.default_rng(0))
+    data = StepData.of(batch, batch.states(), cfg.beta_r, np.random.default_rng(0))
     out = {}
-    for name, loss in losses.items():
-        module = nets.named()[name]
-        loss.backward()
-        out[name] = (module.table - module.table.grad).detach()  # type: ignore[operator]
+    for term in build_loss_terms(cfg, [world.goal_set(h) for h in world.humans]):
+        with torch.no_grad():
+            target = term.target(tgt, data)
+        term.loss(nets, data, target).backward()
+        module = nets.named()[term.network]
+        out[term.network] = (module.table - module.table.grad).detach()  # type: ignore[operator]
     return out
 
 
@@ -129,7 +130,7 @@ def test_exact_solution_is_a_fixed_point_of_the_all_goals_targets(setting) -> No
     items = [
         compiler(_actor_transition(world, sol.prior, sol.states[i], ActorOptions(all_human_actions=True))) for i in ids
     ]
-    p = LossParams.from_config(cfg.replace(x_h_all_goals=True), beta_r=cfg.beta_r, active=ALL, average_duplicates=True)
+    p = cfg.replace(x_h_all_goals=True, v_h_e_all_goals=True)
     got = _targets(items, world, featurizer, nets, p)
     assert torch.allclose(got["v_h_e"][ids], torch.as_tensor(sol.v_h_e[0][ids], dtype=torch.float32), atol=1e-5)
     assert torch.allclose(got["q_r"][ids], torch.as_tensor(sol.q_r[ids], dtype=torch.float32), rtol=1e-4)
@@ -147,7 +148,7 @@ def test_single_draw_targets_are_exact_in_expectation(setting) -> None:  # type:
     featurizer, nets = _exact_tables(world, sol, cfg)
     compiler = TransitionCompiler(world, featurizer)
     gs = world.goal_set(world.humans[0])
-    p = LossParams.from_config(cfg, beta_r=cfg.beta_r, active=frozenset({"v_h_e", "q_r"}), average_duplicates=True)
+    p = cfg
     a_r = num_robot_actions(world)
     for sid in np.flatnonzero(~sol.terminal)[::2]:
         state = sol.states[sid]

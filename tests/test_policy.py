@@ -6,18 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from humanpower.learn.encoding import Featurizer, OneHotStateEncoder
-from humanpower.learn.networks import QRNetwork
-from humanpower.learn.policy import RobotPolicy, robot_action_distribution, sample_action
+from humanpower.learn.policy import robot_action_distribution, sample_action
 
 
 def test_power_law_values_from_the_spec() -> None:
     # EQUATIONS.md: Q = (-1, -2) and (-10, -20) both give (0.9697, 0.0303) at beta_r = 5 (= 32/33, 1/33).
     for q in ([-1.0, -2.0], [-10.0, -20.0]):
-        np.testing.assert_allclose(RobotPolicy.distribution(q, 5.0, 0.0), [32 / 33, 1 / 33], rtol=1e-12)
+        np.testing.assert_allclose(robot_action_distribution(q, 5.0, 0.0), [32 / 33, 1 / 33], rtol=1e-12)
     # Not shift invariant: (-2, -3) -> (0.884, 0.116); (-3, -4) -> (0.808, 0.192).
-    np.testing.assert_allclose(RobotPolicy.distribution([-2.0, -3.0], 5.0, 0.0), [0.884, 0.116], atol=5e-4)
-    np.testing.assert_allclose(RobotPolicy.distribution([-3.0, -4.0], 5.0, 0.0), [0.808, 0.192], atol=5e-4)
+    np.testing.assert_allclose(robot_action_distribution([-2.0, -3.0], 5.0, 0.0), [0.884, 0.116], atol=5e-4)
+    np.testing.assert_allclose(robot_action_distribution([-3.0, -4.0], 5.0, 0.0), [0.808, 0.192], atol=5e-4)
 
 
 def test_scale_invariance_of_the_power_law_part() -> None:
@@ -54,8 +52,6 @@ def test_invalid_inputs() -> None:
         robot_action_distribution([-1.0, -2.0], -1.0, 0.0)
     with pytest.raises(ValueError, match="Q_r"):
         robot_action_distribution([-1.0, 0.0], 1.0, 0.0)
-    with pytest.raises(ValueError, match="shape"):
-        RobotPolicy.sample(np.array([[-1.0, -2.0]]), 1.0, 0.0, np.random.default_rng(0))
 
 
 def test_sampling_frequencies_and_reproducibility() -> None:
@@ -63,33 +59,10 @@ def test_sampling_frequencies_and_reproducibility() -> None:
     probs = robot_action_distribution(q, 1.0, 0.3)
     rng = np.random.default_rng(7)
     n = 20_000
-    counts = np.bincount([RobotPolicy.sample(q, 1.0, 0.3, rng) for _ in range(n)], minlength=3)
+    counts = np.bincount([sample_action(probs, rng) for _ in range(n)], minlength=3)
     assert np.all(np.abs(counts / n - probs) < 4 * np.sqrt(probs * (1 - probs) / n))
-    a = [RobotPolicy.sample(q, 1.0, 0.3, np.random.default_rng(3)) for _ in range(5)]
+    a = [sample_action(probs, np.random.default_rng(3)) for _ in range(5)]
     assert len(set(a)) == 1
     assert sample_action(np.array([0.0, 1.0, 0.0]), np.random.default_rng(0)) == 1
-
-
-def test_policy_bound_to_a_network() -> None:
-    class Clock:
-        max_steps = 2
-
-        def step_count(self, state: object) -> int:
-            assert isinstance(state, tuple)
-            return int(state[0])
-
-    states = [(0, 0), (1, 0), (1, 1)]
-    enc = OneHotStateEncoder(Clock(), states)
-    net = QRNetwork(enc.dim, num_actions=4, hidden_dim=8, num_hidden_layers=1, dropout=0.5)
-    policy = RobotPolicy(net, Featurizer(enc))
-    net.train()
-    probs = policy.probabilities(states, beta_r=3.0, epsilon=0.1)
-    assert net.training  # train/eval flag restored
-    assert probs.shape == (3, 4)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    np.testing.assert_allclose(
-        probs, policy.probabilities(states, beta_r=3.0, epsilon=0.1)
-    )  # eval: no dropout
-    assert 0 <= policy.act(states[1], 3.0, 0.1, np.random.default_rng(0)) < 4
-    with pytest.raises(ValueError):
-        RobotPolicy(net, None)
+    # unnormalised weights (the actor passes the prior's distributions as they come): the same draw
+    assert sample_action(3.0 * probs, np.random.default_rng(3)) == a[0]

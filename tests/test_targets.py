@@ -87,21 +87,6 @@ def test_v_h_e_edge_value_terminal_handling() -> None:
     assert close(T.v_h_e_edge_value(achieved, terminal, v_next, 0.9), [1.0, 1.0, 0.0, 0.54])
 
 
-def test_v_r_node_value_and_q_r_target() -> None:
-    terminal = torch.tensor([False, True])
-    u_r = t([-1.0, float("nan")])  # U_r is undefined at the horizon; must be ignored there
-    pi = t([[0.5, 0.5], [0.5, 0.5]])
-    q = t([[-2.0, -4.0], [-1.0, -1.0]])
-    v = T.v_r_node_value(terminal, u_r, pi, q, -1e-10)
-    assert close(v, [-4.0, -1e-10], tol=1e-15)
-    # one transition, two robot actions: a=0 -> node 0 surely; a=1 -> node 0 or the terminal node 1, 1/2 each
-    node = torch.tensor([0, 0, 1])
-    prob = t([1.0, 0.5, 0.5])
-    row = torch.tensor([0, 1, 1])
-    q_target = T.q_r_target(v, node, prob, row, 2, gamma_r=0.9)
-    assert close(q_target, [0.9 * -4.0, 0.9 * (-2.0 - 0.5e-10)], tol=1e-15)
-
-
 def test_x_h_target_hand_value_and_unbiasedness() -> None:
     assert close(T.x_h_target(t([[1.0, 0.5]]), t([[2.0, 2.0]]), 2.0), [1.25])
     # goals with weights (1, 3), V = (0.5, 1): X = 1 * 0.25 + 3 * 1 = 3.25; sampler p = (1/4, 3/4), W = 4
@@ -114,25 +99,19 @@ def test_x_h_target_hand_value_and_unbiasedness() -> None:
     assert float(est) == pytest.approx(float(T.x_h_from_v(t([0.5, 1.0]), t([1.0, 3.0]), 2.0)), abs=0.02)
 
 
-def test_u_r_log_parametrisation() -> None:
+def test_u_r_network_output_parametrisation() -> None:
     assert T.y_min_from_weights([1.0, 2.0], 1.0) == pytest.approx(0.75)
     assert T.y_min_from_weights([1.0, 1.0, 1.0], 2.0) == pytest.approx(1.0)  # the seed's log(y - 1)
-    y = t([1.5, 0.5 + math.e])
-    z = T.u_r_log_target(y, 0.5)
-    assert close(z, [0.0, 1.0])
-    assert close(T.y_from_u_r_net_output(z, 0.5), y)
-    at_min = T.u_r_log_target(t([0.5], torch.float32), 0.5)
-    assert torch.isfinite(at_min).all()
+    # z = log(y - y_min): y = y_min + e^z, always above y_min
+    assert close(T.y_from_u_r_net_output(t([0.0, 1.0]), 0.5), [1.5, 0.5 + math.e])
+    assert close(T.y_from_u_r_net_output(t([-800.0]), 0.5), [0.5])
 
 
-def test_u_r_loss_is_mse_on_y() -> None:
-    z = t([0.0, math.log(2.0)]).requires_grad_(True)
-    loss = T.u_r_loss(z, t([2.0, 2.0]), 1.0)  # y_pred = 1 + e^z = (2, 3)
-    assert float(loss.detach()) == pytest.approx(0.5)
-    loss.backward()
-    assert z.grad is not None
-    # dL/dz_i = (2 / N) (y_i - t_i) e^{z_i} = (0, 2)
-    assert close(z.grad, [0.0, 2.0])
+def test_robot_policy_is_uniform_at_beta_zero_and_the_power_law_otherwise() -> None:
+    q = t([[-0.1, -5.0, 0.0]])  # an invalid Q_r (0) is not even read at beta_r = 0
+    assert torch.equal(T.robot_policy(q, 0.0), torch.full((1, 3), 1 / 3, dtype=D))
+    q = t([[-1.0, -2.0]])
+    assert torch.equal(T.robot_policy(q, 5.0), T.power_law_policy(q, 5.0))
 
 
 def test_scale_invariance_of_v_h_e() -> None:

@@ -44,7 +44,7 @@ import numpy as np
 
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.policy import robot_action_distribution
+from humanpower.learn.policy import robot_action_distribution, sample_action
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import (
     SimulatorModel,
@@ -101,11 +101,6 @@ class ActorOptions:
             exploring_starts_prob=cfg.exploring_starts_prob,
             exploring_starts_pool=cfg.exploring_starts_pool,
         )
-
-
-def _sample(p: np.ndarray, rng: np.random.Generator) -> int:
-    """Index drawn from probability vector ``p`` (inverse CDF, one uniform draw)."""
-    return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
 
 
 class Actor:
@@ -255,7 +250,7 @@ class Actor:
             if gs.goals[self.goals[i]].is_achieved(state) or rng.random() < self.goal_resample_prob:
                 self.goals[i] = gs.sample_index(rng)
         behaviour_actions = tuple(
-            _sample(self.prior.action_distribution(state, h, gs.goals[g]), rng)
+            sample_action(self.prior.action_distribution(state, h, gs.goals[g]), rng)
             for h, gs, g in zip(world.humans, self.goal_sets, self.goals, strict=True)
         )
 
@@ -264,7 +259,7 @@ class Actor:
             robot_action = int(rng.integers(self.num_robot_actions))
         else:
             probs = robot_action_distribution(policy.q_values(state), explore.beta_r, explore.epsilon)
-            robot_action = _sample(probs, rng)
+            robot_action = sample_action(probs, rng)
 
         # Target draw: fresh goals from the prior and actions from pi_h(s, g) for every human.
         target_goals = tuple(gs.sample_index(rng) for gs in self.goal_sets)
@@ -274,10 +269,10 @@ class Actor:
                 np.stack([np.asarray(self.prior.action_distribution(state, h, g), dtype=np.float64) for g in gs.goals])
                 for h, gs in zip(world.humans, self.goal_sets, strict=True)
             )
-            target_actions = tuple(_sample(pol[g], rng) for pol, g in zip(policies, target_goals, strict=True))
+            target_actions = tuple(sample_action(pol[g], rng) for pol, g in zip(policies, target_goals, strict=True))
         else:
             target_actions = tuple(
-                _sample(self.prior.action_distribution(state, h, gs.goals[g]), rng)
+                sample_action(self.prior.action_distribution(state, h, gs.goals[g]), rng)
                 for h, gs, g in zip(world.humans, self.goal_sets, target_goals, strict=True)
             )
         successors = self._robot_successors(state, target_actions)

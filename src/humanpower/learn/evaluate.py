@@ -19,8 +19,8 @@ from humanpower.learn import targets as T
 from humanpower.learn.checkpoint import load_torch, save_torch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
-from humanpower.learn.losses import robot_policy, y_min
 from humanpower.learn.networks import Phase2Networks, build_networks
+from humanpower.learn.terms import y_min
 from humanpower.worlds.protocol import State, WorldModel
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class LearnedModel:
                 for start in range(0, len(states), EVAL_CHUNK):
                     batch = self.featurizer.batch(list(states[start : start + EVAL_CHUNK]))
                     q = self.nets.q_r(batch)
-                    pi = robot_policy(q, cfg.beta_r)
+                    pi = T.robot_policy(q, cfg.beta_r)
                     x = self.nets.x_h.forward_all(batch)
                     if self.nets.u_r is not None:
                         u = T.u_r_from_y(

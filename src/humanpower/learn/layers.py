@@ -19,8 +19,8 @@ and a per-state memo.
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

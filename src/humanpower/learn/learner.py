@@ -7,7 +7,7 @@ Synchronous and asynchronous training share this class unchanged; they differ on
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,11 +16,11 @@ from humanpower.goals import GoalSet
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer
-from humanpower.learn.losses import LossParams, phase2_losses
 from humanpower.learn.networks import Phase2Networks, QRNetwork, enable_state_memos
-from humanpower.learn.replay import ClearAtSteps, MaxAge, ReplayBuffer, ReplayStorage, Transition, UniformSampler
-from humanpower.learn.schedules import StageTable, beta_r_at, grad_clip_at, lr_at
+from humanpower.learn.replay import ReplayBuffer, Transition
+from humanpower.learn.schedules import NUM_STAGES, StageTable, beta_r_at, grad_clip_at, lr_at
 from humanpower.learn.target_nets import TargetNetwork
+from humanpower.learn.terms import LossTerm, StepData, build_loss_terms
 from humanpower.worlds.protocol import State, WorldModel, num_robot_actions
 
 NETWORK_NAMES = ("q_r", "v_h_e", "x_h", "u_r", "v_r")
@@ -51,6 +51,11 @@ def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> None:
             torch._foreach_mul_(grads, float(coef))
         return
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+
+
+def target_view(targets: dict[str, TargetNetwork]) -> Phase2Networks:
+    """The target copies as a :class:`Phase2Networks` (what every loss term's target reads)."""
+    return Phase2Networks(**{name: cast(Any, t.module) for name, t in targets.items()})
 
 
 class NetworkPolicy:
@@ -117,19 +122,19 @@ class Learner:
         self.targets = {
             name: TargetNetwork(m, int(getattr(cfg, f"target_update_interval_{name}"))) for name, m in modules.items()
         }
+        self.target_nets = target_view(self.targets)
+        # Every variant of every equation's term is chosen here, once; a stage trains a subset of the terms.
+        self.terms = build_loss_terms(cfg, self.goal_sets)
+        self.stage_terms = {
+            stage: tuple(t for t in self.terms if t.network in self.stages.active_networks(stage))
+            for stage in range(NUM_STAGES)
+        }
         # Target weights change only at their hard updates: remember their per-state values in between (CPU:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
         if device.type == "cpu":
             enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.batch_of_ids)
-        policies: list[Any] = []
-        if cfg.clear_buffer_at_rampup:
-            policies.append(ClearAtSteps([self.stages.rampup_start, self.stages.rampup_end]))
-        if cfg.replay_max_age is not None:
-            policies.append(MaxAge(cfg.replay_max_age))
-        self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer(
-            ReplayStorage(cfg.buffer_size), UniformSampler(), policies
-        )
+        self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer.from_config(cfg)
         self.rng = np.random.default_rng([cfg.seed, 2])
         self.train_steps = 0
 
@@ -156,20 +161,13 @@ class Learner:
         return NetworkPolicy(q, self.featurizer, self.train_steps)
 
     # -- one training step --------------------------------------------------------------------------------------
-    def loss_params(self, total_steps: int) -> LossParams:
-        cfg = self.cfg
-        stage = self.stages.stage_at(total_steps)
-        return LossParams.from_config(
-            cfg,
-            beta_r=beta_r_at(total_steps, cfg),
-            active=self.stages.active_networks(stage),
-            average_duplicates=self.tabular,
-        )
+    def active_terms(self, total_steps: int) -> tuple[LossTerm[Any], ...]:
+        """The loss terms of the stage in force at ``total_steps``."""
+        return self.stage_terms[self.stages.stage_at(total_steps)]
 
-    def train_step(self, total_steps: int) -> dict[str, float]:
-        """Sample a batch, compute the active networks' losses, take one optimizer step each; returns the losses."""
+    def sample(self, total_steps: int) -> StepData:
+        """A replay batch (and the X_h rows: a larger separate batch, or the batch's own states)."""
         cfg = self.cfg
-        params = self.loss_params(total_steps)
         x_size = cfg.x_h_batch_size or cfg.batch_size
         idx = self.replay.sample(max(cfg.batch_size, x_size), self.rng)
         items = self.replay.storage.get(idx)
@@ -178,24 +176,33 @@ class Learner:
             x_states = batch.states()
         else:
             x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
-        losses = phase2_losses(batch, x_states, self.nets, self.targets, self.goal_sets, params, self.rng)
+        return StepData.of(batch, x_states, beta_r_at(total_steps, cfg), self.rng)
+
+    def train_step(self, total_steps: int) -> dict[str, float]:
+        """Sample a batch, compute the active terms' losses, take one optimizer step each; returns the losses."""
+        data = self.sample(total_steps)
+        losses: dict[str, torch.Tensor] = {}
+        for term in self.active_terms(total_steps):
+            with torch.no_grad():  # the right-hand side, from the target networks
+                target = term.target(self.target_nets, data)
+            losses[term.network] = term.loss(self.nets, data, target)  # on the main network
 
         # The networks share no parameter and every target is computed without gradients, so one backward
-        # pass through all losses gives each network exactly the gradient of its own loss.
+        # pass through all losses (= through their sum) gives each network exactly the gradient of its own loss.
         for name in losses:  # = optimizer.zero_grad(set_to_none=True), minus its per-call overhead
             for p in self._params[name]:
                 p.grad = None
         torch.autograd.backward(list(losses.values()))
         for name in losses:
             opt = self.optimizers[name]
-            lr = lr_at(total_steps, self.base_lr[name], self.stages, cfg.lr_decay_steps)
+            lr = lr_at(total_steps, self.base_lr[name], self.stages, self.cfg.lr_decay_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            clip_grad_norm(self._params[name], grad_clip_at(lr, cfg.grad_clip, cfg.grad_clip_reference_lr))
+            clip_grad_norm(self._params[name], grad_clip_at(lr, self.cfg.grad_clip, self.cfg.grad_clip_reference_lr))
             opt.step()
         self.train_steps += 1
-        for target in self.targets.values():
-            target.maybe_update(self.train_steps)
+        for target_net in self.targets.values():
+            target_net.maybe_update(self.train_steps)
         return {name: float(loss.detach()) for name, loss in losses.items()}
 
     # -- checkpointing ------------------------------------------------------------------------------------------

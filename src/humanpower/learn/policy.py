@@ -13,16 +13,11 @@ draw (inverse CDF of the mixed distribution), which has exactly the two-stage di
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from torch import nn
 
 from humanpower.equations import power_law_policy
-from humanpower.learn.encoding import Featurizer
-from humanpower.worlds.protocol import State
 
 FloatArray = NDArray[np.float64]
 
@@ -51,57 +46,12 @@ def robot_action_distribution(q: ArrayLike | torch.Tensor, beta_r: float, epsilo
 
 
 def sample_action(probs: FloatArray, rng: np.random.Generator) -> int:
-    """An index drawn from the probability vector ``probs`` with one uniform draw (inverse CDF)."""
-    cdf = np.cumsum(probs)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(probs) - 1))
+    """An index drawn from the probability vector ``probs`` (need not be normalised) with one uniform draw.
 
-
-class RobotPolicy:
-    """The acting robot policy.
-
-    The static methods work on Q_r values; an instance bound to a Q_r network and a featurizer also acts from
-    states (network in eval mode, no gradients; the module's train/eval flag is restored afterwards).
+    The inverse CDF: the first index whose cumulative sum exceeds ``u * sum(probs)``, u ~ U[0, 1); the actor
+    draws every robot and human action with it.
     """
-
-    def __init__(self, q_r: nn.Module | None = None, featurizer: Featurizer | None = None) -> None:
-        if (q_r is None) != (featurizer is None):
-            raise ValueError("RobotPolicy: give both q_r and featurizer, or neither")
-        self.q_r = q_r
-        self.featurizer = featurizer
-
-    @staticmethod
-    def distribution(q: ArrayLike | torch.Tensor, beta_r: float, epsilon: float) -> FloatArray:
-        """See :func:`robot_action_distribution`."""
-        return robot_action_distribution(q, beta_r, epsilon)
-
-    @staticmethod
-    def sample(q: ArrayLike | torch.Tensor, beta_r: float, epsilon: float, rng: np.random.Generator) -> int:
-        """One joint robot action drawn from :meth:`distribution` for a single state's ``q`` (shape (A,))."""
-        probs = robot_action_distribution(q, beta_r, epsilon)
-        if probs.ndim != 1:
-            raise ValueError(f"RobotPolicy.sample: expected q of shape (A,), got {probs.shape}")
-        return sample_action(probs, rng)
-
-    def q_values(self, states: Sequence[State]) -> FloatArray:
-        """Q_r(s, .) for each state, (B, A) float64, from the bound network in eval mode."""
-        if self.q_r is None or self.featurizer is None:
-            raise RuntimeError("RobotPolicy.q_values: no Q_r network bound")
-        was_training = self.q_r.training
-        self.q_r.eval()
-        try:
-            with torch.no_grad():
-                q = self.q_r(self.featurizer.batch(states))
-        finally:
-            self.q_r.train(was_training)
-        return _as_numpy(q)
-
-    def probabilities(self, states: Sequence[State], beta_r: float, epsilon: float) -> FloatArray:
-        """Acting probabilities (B, A) for each state."""
-        return robot_action_distribution(self.q_values(states), beta_r, epsilon)
-
-    def act(self, state: State, beta_r: float, epsilon: float, rng: np.random.Generator) -> int:
-        """One joint robot action for ``state`` from the bound network."""
-        return sample_action(self.probabilities([state], beta_r, epsilon)[0], rng)
+    return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"), len(probs) - 1))
 
 
-__all__ = ["RobotPolicy", "robot_action_distribution", "sample_action"]
+__all__ = ["robot_action_distribution", "sample_action"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 Tensor = torch.Tensor
 Scalar = float | Tensor
@@ -31,6 +30,13 @@ def power_law_policy(q_r: Tensor, beta_r: Scalar) -> Tensor:
     """
     neg = (-q_r).clamp_min(torch.finfo(q_r.dtype).tiny)
     return torch.softmax(-beta_r * torch.log(neg), dim=-1)
+
+
+def robot_policy(q_r: Tensor, beta_r: float) -> Tensor:
+    """pi_r from Q_r by the power law (5); exactly uniform when beta_r = 0 (Q_r is then not read)."""
+    if beta_r == 0.0:
+        return torch.full_like(q_r, 1.0 / q_r.shape[-1])
+    return power_law_policy(q_r, beta_r)
 
 
 def x_h_from_v(v_h_e: Tensor, weights: Tensor, zeta: float) -> Tensor:
@@ -85,23 +91,6 @@ def v_h_e_edge_value(achieved_next: Tensor, terminal_next: Tensor, v_next: Tenso
     return torch.where(achieved_next, one, torch.where(terminal_next, zero, gamma_h * v_next))
 
 
-def v_r_node_value(terminal: Tensor, u_r: Tensor, pi_r: Tensor, q_r: Tensor, terminal_v_r: float) -> Tensor:
-    """V_r per node (9): ``terminal_v_r`` (absolute constant) at terminal nodes, else U_r + pi_r . Q_r.
-
-    ``terminal`` (U,) bool, ``u_r`` (U,), ``pi_r`` and ``q_r`` (U, A). Values at terminal nodes of ``u_r``
-    etc. are ignored (they may be inf/nan).
-    """
-    v = v_r_from(u_r, pi_r, q_r)
-    return torch.where(terminal, torch.full_like(v, terminal_v_r), v)
-
-
-def q_r_target(
-    v_r_at_nodes: Tensor, node_index: Tensor, prob: Tensor, row: Tensor, num_rows: int, gamma_r: float
-) -> Tensor:
-    """Equation (4): gamma_r * E[V_r(s')] per (transition, robot action) row, no immediate reward."""
-    return gamma_r * expect(v_r_at_nodes, node_index, prob, row, num_rows)
-
-
 def x_h_target(v_h_e_sampled: Tensor, importance_weight: Tensor, zeta: float) -> Tensor:
     """Goal-sampler estimate of (7): mean_k w_k * V_h^e(s, g_k)^zeta over the last axis (K samples).
 
@@ -117,19 +106,9 @@ def y_min_from_weights(total_weights: Sequence[float] | Tensor, xi: float) -> fl
     return float(w.pow(-xi).mean())
 
 
-def u_r_log_target(y: Tensor, y_min: Scalar) -> Tensor:
-    """The U_r network's output target z = log(y - y_min) (the seed's log(y - 1) for unit goal weights).
-
-    ``y - y_min`` is floored at the tiniest positive float (y == y_min when every human has full power).
-    """
-    return torch.log((y - y_min).clamp_min(torch.finfo(y.dtype).tiny))
-
-
 def y_from_u_r_net_output(z: Tensor, y_min: Scalar) -> Tensor:
-    """Inverse of :func:`u_r_log_target`: y = y_min + exp(z) (always > y_min)."""
+    """The U_r network's output z read as z = log(y - y_min): y = y_min + exp(z) (always > y_min).
+
+    The seed's log(y - 1) for unit goal weights; y_min is :func:`y_min_from_weights`.
+    """
     return y_min + torch.exp(z)
-
-
-def u_r_loss(z_pred: Tensor, y_target: Tensor, y_min: Scalar) -> Tensor:
-    """MSE on y (not on z, not Huber): the minimiser is the arithmetic mean E[X_h^-xi] that (8) needs."""
-    return F.mse_loss(y_from_u_r_net_output(z_pred, y_min), y_target)

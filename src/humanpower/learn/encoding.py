@@ -170,7 +170,8 @@ class StateBatch:
 
     :meth:`select` with ``lazy=True`` records the row index instead of gathering the rows: the rows of the
     result are only gathered for its distinct states (:meth:`distinct_states`), so a network gathers trunk
-    outputs (embeddings), not raw features, for repeated queries.
+    outputs (embeddings), not raw features, for repeated queries. ``lazy_select`` makes that the default of
+    :meth:`select` for this batch and every batch selected from it (the fast training step).
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class StateBatch:
         sparse: SparseRows | None = None,
         *,
         source: tuple[StateBatch, torch.Tensor] | None = None,
+        lazy_select: bool = False,
     ) -> None:
         if features is None and sparse is None and source is None:
             raise ValueError("StateBatch: needs dense features, sparse rows or a source batch")
@@ -191,6 +193,7 @@ class StateBatch:
         self.ids = ids
         self.unique_rows = unique_rows
         self.inverse = inverse
+        self.lazy_select = lazy_select
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -219,7 +222,7 @@ class StateBatch:
     def _materialise(self) -> None:
         if self._source is not None:
             src, rows = self._source
-            sel = src.select(rows)
+            sel = src.select(rows, lazy=False)
             self._features, self._sparse, self._source = sel._features, sel._sparse, None
 
     @property
@@ -252,36 +255,37 @@ class StateBatch:
         rows, inverse = self.dedup()
         if rows.shape[0] == len(self):
             return self, None
-        return self.select(rows), inverse
+        return self.select(rows, lazy=False), inverse
 
-    def select(self, rows: torch.Tensor, lazy: bool = False) -> StateBatch:
+    def select(self, rows: torch.Tensor, lazy: bool | None = None) -> StateBatch:
         """The sub-batch (or re-indexed batch, rows may repeat) ``self[rows]``.
 
-        ``lazy``: gather only the ids now; the rows are gathered when used (for the distinct states only when
-        the result is used through :meth:`distinct_states`).
+        ``lazy`` (default: :attr:`lazy_select`): gather only the ids now; the rows are gathered when used (for
+        the distinct states only when the result is used through :meth:`distinct_states`).
         """
         if rows.dim() != 1 or rows.dtype not in (torch.long, torch.int):
             rows = torch.arange(len(self), device=self.ids.device)[rows]
         ids = self.ids.index_select(0, rows)
-        if lazy:
+        flag = self.lazy_select
+        if self.lazy_select if lazy is None else lazy:
             if self._source is not None:
                 src, base = self._source
-                return StateBatch(None, ids, source=(src, base.index_select(0, rows)))
-            return StateBatch(None, ids, source=(self, rows))
+                return StateBatch(None, ids, source=(src, base.index_select(0, rows)), lazy_select=flag)
+            return StateBatch(None, ids, source=(self, rows), lazy_select=flag)
         self._materialise()
         # index_select is several times faster than advanced indexing for row gathers on the CPU.
         feats = None if self._features is None else self._features.index_select(0, rows)
         sparse = None if self._sparse is None else self._sparse.select(rows)
-        return StateBatch(feats, ids, sparse=sparse)
+        return StateBatch(feats, ids, sparse=sparse, lazy_select=flag)
 
     def padded(self, n: int) -> StateBatch:
         """``n`` more rows of zeros (dense) or of the constant row (sparse), with id -1."""
         ids = torch.cat([self.ids, self.ids.new_full((n,), -1)])
         sparse = self.sparse
         if sparse is not None:
-            return StateBatch(None, ids, sparse=sparse.padded(n))
+            return StateBatch(None, ids, sparse=sparse.padded(n), lazy_select=self.lazy_select)
         feats = self.features
-        return StateBatch(torch.cat([feats, feats.new_zeros((n, feats.shape[1]))]), ids)
+        return StateBatch(torch.cat([feats, feats.new_zeros((n, feats.shape[1]))]), ids, lazy_select=self.lazy_select)
 
     def repeat_interleave(self, repeats: int) -> StateBatch:
         """Every row repeated ``repeats`` times in place (row i -> rows i*r .. i*r+r-1); keeps dedup info."""
@@ -321,6 +325,7 @@ class StateBatch:
             None if self.unique_rows is None else self.unique_rows.to(device),
             None if self.inverse is None else self.inverse.to(device),
             None if self._sparse is None else self._sparse.to(device),
+            lazy_select=self.lazy_select,
         )
 
 
@@ -338,9 +343,11 @@ class Featurizer:
             ``cache_size`` rows); when it is full, it is emptied at once and refilled (ids are never dropped,
             only cached features; a feature row is a pure function of the state, so this is safe). ``0``
             disables caching.
-        sparse: when the encoder is a :class:`SparseStateEncoder`, cache and serve rows as
-            :class:`SparseRows` (active entries only; dense rows are materialised on demand). Ignored for other
-            encoders (:attr:`sparse` tells which mode is on).
+        fast: the fast training step's batches: rows as :class:`SparseRows` when the encoder is a
+            :class:`SparseStateEncoder` (cached as active entries only; dense rows are materialised on demand;
+            :attr:`sparse` tells whether that mode is on), and :attr:`StateBatch.lazy_select` set (selections
+            gather trunk outputs of the distinct states, not raw rows). Off: dense rows, eager selections (the
+            reference step).
 
     Ids: 0, 1, 2, ... in order of first sight; never reused or changed; saved by :meth:`state_dict`.
     """
@@ -350,7 +357,7 @@ class Featurizer:
         encoder: StateEncoder,
         device: torch.device | str = "cpu",
         cache_size: int = 1 << 18,
-        sparse: bool = False,
+        fast: bool = False,
     ):
         if cache_size < 0:
             raise ValueError(f"Featurizer: cache_size must be >= 0, got {cache_size}")
@@ -358,7 +365,8 @@ class Featurizer:
         self.dim = int(encoder.dim)
         self.device = torch.device(device)
         self.cache_size = int(cache_size)
-        self.sparse = bool(sparse) and isinstance(encoder, SparseStateEncoder)
+        self.fast = bool(fast)
+        self.sparse = self.fast and isinstance(encoder, SparseStateEncoder)
         self._ids: dict[State, int] = {}
         self._states: list[State] = []
         self._slot = np.full(1024, -1, dtype=np.int64)  # id -> cache row, -1 = not cached
@@ -539,6 +547,7 @@ class Featurizer:
             unique_rows=torch.from_numpy(unique_rows).to(dev),
             inverse=torch.from_numpy(inverse).to(dev),
             sparse=sparse,
+            lazy_select=self.fast,
         )
 
     def features(self, states: Sequence[State]) -> Features:

@@ -267,7 +267,7 @@ class StateMemo:
         uniq, inverse = torch.unique(ids.index_select(0, miss_rows), return_inverse=True)
         first = torch.empty(uniq.shape[0], dtype=torch.long, device=ids.device)
         first.scatter_(0, inverse, miss_rows)  # one representative row per missing id
-        new = composition_free(compute, batch.select(first))
+        new = composition_free(compute, batch.select(first, lazy=False))
         n = int(uniq.shape[0])
         self.misses += n
         self.hits += int(ids.numel()) - int(miss_rows.shape[0])

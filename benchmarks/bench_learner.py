@@ -120,7 +120,7 @@ def bench_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespa
     """Train-step rate (and actor rates) for one configuration."""
     learner, actor, explore, t5 = filled_learner(cfg, setup, args)
     stage = learner.stages.stage_at(t5)
-    active = sorted(learner.loss_params(t5).active)
+    active = sorted(term.network for term in learner.active_terms(t5))
 
     def train(n: int) -> None:
         for _ in range(n):

@@ -13,14 +13,15 @@ What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, 
    X_h) with the fast step (``train_step: fast``), the same with the plain reference step (``train_step:
    reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, all
    five networks (``u_r_use_network`` and ``v_r_use_network`` on), and the tabular backend. Each
-   configuration builds its own learner from the same seed, so both steps train on the same replay contents.
+   configuration builds its own learner from the same seed and replays the same ``--fill`` transitions
+   (collected once, by the first configuration's actor).
 3. ``Actor.step`` (behaviour + target draw + exact successors for every joint robot action) is timed the same
    way, acting with the live Q_r network at the nominal beta_r (``env_steps_per_s``) and uniformly without a
    network (``env_steps_per_s_uniform``, the warm-up stages); ``--env-steps 0`` skips it.
 
     python benchmarks/bench_learner.py [--world trivial] [--config YAML] [--hidden 256] [--layers 2]
-        [--batch 64] [--dropout 0.5] [--steps 300] [--repeat 5] [--fill 3000] [--threads 1]
-        [--configs default,reference,all,tabular] [--env-steps 2000] [--profile N] [--json]
+        [--batch 64] [--dropout 0.5] [--steps 100] [--repeat 3] [--fill 1000] [--threads 1]
+        [--configs default,reference,all,tabular] [--env-steps 300] [--profile N] [--json]
 
 ``--config`` starts from a config file (e.g. ``configs/trivial-neural.yaml``) instead of the built-in defaults;
 the size flags override it. ``--profile N`` instead runs ``N`` training steps of the first configuration of
@@ -104,21 +105,29 @@ def best_rate(fn: Any, n: int, repeats: int) -> tuple[float, float]:
 
 
 def filled_learner(
-    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace
+    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace, shared: list[Any]
 ) -> tuple[Learner, Actor, ExplorationParams, int]:
-    """A learner whose replay holds ``--fill`` stage-5 transitions, its actor, the exploration and the env step."""
+    """A learner whose replay holds ``--fill`` stage-5 transitions, its actor, the exploration and the env step.
+
+    The first call collects the transitions (its actor acting with its learner's live Q_r) into ``shared``;
+    later calls replay the same transitions, so every configuration trains on the same data.
+    """
     learner, actor = build(cfg, setup)
     t5 = cfg.warmup_env_steps + 1
     explore = ExplorationParams(beta_r=cfg.beta_r, epsilon=cfg.epsilon_end)
-    learner.add(run_actor(actor, learner, explore, args.fill, t5))
+    if not shared:
+        shared.extend(run_actor(actor, learner, explore, args.fill, t5))
+    learner.add(shared)
     if not learner.ready():
         raise RuntimeError("replay cannot serve a batch after filling")
     return learner, actor, explore, t5
 
 
-def bench_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace) -> dict[str, Any]:
+def bench_config(
+    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace, shared: list[Any]
+) -> dict[str, Any]:
     """Train-step rate (and actor rates) for one configuration."""
-    learner, actor, explore, t5 = filled_learner(cfg, setup, args)
+    learner, actor, explore, t5 = filled_learner(cfg, setup, args, shared)
     stage = learner.stages.stage_at(t5)
     active = sorted(term.network for term in learner.active_terms(t5))
 
@@ -139,7 +148,7 @@ def bench_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespa
 
 def profile_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace) -> None:
     """``--profile`` steps of ``Learner.train_step`` under cProfile; prints the top functions by own time."""
-    learner, _, _, t5 = filled_learner(cfg, setup, args)
+    learner, _, _, t5 = filled_learner(cfg, setup, args, [])
     for _ in range(10):  # warm-up, as for the timed rounds
         learner.train_step(t5)
     prof = cProfile.Profile()
@@ -161,10 +170,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None, help="num_hidden_layers (default: base config, 2)")
     ap.add_argument("--batch", type=int, default=None, help="batch_size (default: base config, 64)")
     ap.add_argument("--dropout", type=float, default=None, help="dropout (default: base config, 0.5)")
-    ap.add_argument("--steps", type=int, default=300, help="training steps per timed round")
-    ap.add_argument("--env-steps", type=int, default=2000, help="actor steps per timed round (0: no actor timing)")
-    ap.add_argument("--repeat", type=int, default=5, help="timed rounds (best is reported)")
-    ap.add_argument("--fill", type=int, default=3000, help="transitions put into replay before timing")
+    ap.add_argument("--steps", type=int, default=100, help="training steps per timed round")
+    ap.add_argument("--env-steps", type=int, default=300, help="actor steps per timed round (0: no actor timing)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed rounds (best is reported)")
+    ap.add_argument("--fill", type=int, default=1000, help="transitions put into replay before timing")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--configs", default="default,reference,all,tabular", help="comma list of default, reference, all, tabular"
@@ -199,7 +208,8 @@ def main() -> None:
     if args.profile:
         profile_config(configs[wanted[0]], setup, args)
         return
-    res = {name: bench_config(configs[name], setup, args) for name in configs if name in wanted}
+    shared: list[Any] = []
+    res = {name: bench_config(configs[name], setup, args, shared) for name in configs if name in wanted}
     result: dict[str, Any] = {
         "world": args.world,
         "config": args.config or "defaults",

@@ -2,41 +2,49 @@
 
 What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, dropout 0.5, 1 torch thread):
 
-1. The learner is built exactly as training builds it (``api.build_setup`` with the exact Phase 1 human prior,
-   ``trainer.make_learner``: featurizer, networks, target copies, optimizers), and an
+1. The learner is built exactly as training builds it (``api.build_setup`` with the config's ``human_prior``,
+   ``auto`` by default: the exact Phase 1 prior where the world's state DAG fits, the heuristic prior otherwise;
+   the prior used is printed; ``trainer.make_learner``: featurizer, networks, target copies, optimizers), and an
    :class:`~humanpower.learn.actor.Actor` fills replay with ``--fill`` transitions (acting with the live Q_r at
    the nominal beta_r, stage-5 style).
 2. ``Learner.train_step`` is timed at a stage-5 env step (every network active, learning rates decaying):
    ``--steps`` consecutive steps per round, the best of ``--repeat`` rounds (other processes share the
    machine, so the best round is the least disturbed one). Configurations: the default networks (Q_r, V_h^e,
-   X_h), all five (``u_r_use_network`` and ``v_r_use_network`` on), and the tabular backend.
+   X_h) with the fast step (``train_step: fast``), the same with the plain reference step (``train_step:
+   reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, all
+   five networks (``u_r_use_network`` and ``v_r_use_network`` on), and the tabular backend. Each
+   configuration builds its own learner from the same seed and replays the same ``--fill`` transitions
+   (collected once, by the first configuration's actor).
 3. ``Actor.step`` (behaviour + target draw + exact successors for every joint robot action) is timed the same
    way, acting with the live Q_r network at the nominal beta_r (``env_steps_per_s``) and uniformly without a
-   network (``env_steps_per_s_uniform``, the warm-up stages).
+   network (``env_steps_per_s_uniform``, the warm-up stages); ``--env-steps 0`` skips it.
 
     python benchmarks/bench_learner.py [--world trivial] [--config YAML] [--hidden 256] [--layers 2]
-        [--batch 64] [--dropout 0.5] [--steps 300] [--repeat 5] [--fill 3000] [--threads 1]
-        [--configs default,all,tabular] [--json]
+        [--batch 64] [--dropout 0.5] [--steps 100] [--repeat 3] [--fill 1000] [--threads 1]
+        [--configs default,reference,all,tabular] [--env-steps 300] [--profile N] [--json]
 
 ``--config`` starts from a config file (e.g. ``configs/trivial-neural.yaml``) instead of the built-in defaults;
-the size flags override it.
+the size flags override it. ``--profile N`` instead runs ``N`` training steps of the first configuration of
+``--configs`` under cProfile and prints the functions with the most own time.
 
 Every rate is reported twice: per wall-clock second (``*_per_s``) and per CPU second of this process
-(``*_per_cpu_s``, user + system time). With other processes competing for the cores the wall-clock rate drops
-while the CPU-time rate stays close to what a quiet machine shows; the load average at the start is printed.
+(``*_per_cpu_s``, user + system time, ``time.process_time``). With other processes competing for the cores the
+wall-clock rate drops while the CPU-time rate stays close to what a quiet machine shows; the load average at
+the start is printed.
 
-``--json`` prints one JSON object (``train_steps_per_s``, ``train_steps_per_s_all_networks``,
-``tabular_train_steps_per_s``, ``env_steps_per_s``, ``env_steps_per_s_uniform``, each also as ``*_per_cpu_s``,
-plus the settings and the 1-minute load average at the start). ``--configs`` picks a subset of the
-configurations (``default,all,tabular``).
+``--json`` prints one JSON object (``train_steps_per_s``, ``reference_train_steps_per_s``,
+``train_steps_per_s_all_networks``, ``tabular_train_steps_per_s``, ``env_steps_per_s``,
+``env_steps_per_s_uniform``, each also as ``*_per_cpu_s``, ``speedup_vs_reference`` (the CPU-time ratio),
+``human_prior`` (the prior used), plus the settings and the 1-minute load average at the start).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import cProfile
 import json
 import os
+import pstats
 import time
 from typing import Any
 
@@ -46,14 +54,18 @@ from humanpower.api import build_setup
 from humanpower.learn.actor import Actor, ActorOptions, ExplorationParams
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.learner import Learner
-from humanpower.learn.trainer import make_learner
+from humanpower.learn.trainer import TrainingSetup, make_learner
 from humanpower.worlds.grid.library import load_world
 
 
-def build(world_name: str, cfg: Phase2Config) -> tuple[Learner, Actor]:
-    """Learner (as training builds it: ``api.build_setup`` + ``trainer.make_learner``) and a seeded actor."""
-    world = load_world(world_name)
-    setup = build_setup(world, cfg, reference=False)
+def prior_name(setup: TrainingSetup) -> str:
+    """The human prior ``build_setup`` chose, by class (ExactHumanPrior, HeuristicPrior, UniformPrior)."""
+    return type(setup.prior).__name__
+
+
+def build(cfg: Phase2Config, setup: TrainingSetup) -> tuple[Learner, Actor]:
+    """Learner (as training builds it: ``trainer.make_learner`` from ``setup``) and a seeded actor."""
+    world = setup.world
     learner = make_learner(setup, cfg)
     actor = Actor(
         world,
@@ -92,14 +104,30 @@ def best_rate(fn: Any, n: int, repeats: int) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def bench_config(world: str, cfg: Phase2Config, args: argparse.Namespace) -> dict[str, Any]:
-    """Train-step rate (and actor rates) for one configuration."""
-    learner, actor = build(world, cfg)
+def filled_learner(
+    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace, shared: list[Any]
+) -> tuple[Learner, Actor, ExplorationParams, int]:
+    """A learner whose replay holds ``--fill`` stage-5 transitions, its actor, the exploration and the env step.
+
+    The first call collects the transitions (its actor acting with its learner's live Q_r) into ``shared``;
+    later calls replay the same transitions, so every configuration trains on the same data.
+    """
+    learner, actor = build(cfg, setup)
     t5 = cfg.warmup_env_steps + 1
     explore = ExplorationParams(beta_r=cfg.beta_r, epsilon=cfg.epsilon_end)
-    learner.add(run_actor(actor, learner, explore, args.fill, t5))
+    if not shared:
+        shared.extend(run_actor(actor, learner, explore, args.fill, t5))
+    learner.add(shared)
     if not learner.ready():
         raise RuntimeError("replay cannot serve a batch after filling")
+    return learner, actor, explore, t5
+
+
+def bench_config(
+    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace, shared: list[Any]
+) -> dict[str, Any]:
+    """Train-step rate (and actor rates) for one configuration."""
+    learner, actor, explore, t5 = filled_learner(cfg, setup, args, shared)
     stage = learner.stages.stage_at(t5)
     active = sorted(term.network for term in learner.active_terms(t5))
 
@@ -110,12 +138,28 @@ def bench_config(world: str, cfg: Phase2Config, args: argparse.Namespace) -> dic
     train(10)  # warm-up (allocator, lazy optimizer state)
     out: dict[str, Any] = {"stage": stage, "active": active}
     out["train"] = best_rate(train, args.steps, args.repeat)
-    if cfg.networks == "neural":
+    if cfg.networks == "neural" and cfg.train_step == "fast" and args.env_steps > 0:
         out["env"] = best_rate(lambda n: run_actor(actor, learner, explore, n, t5), args.env_steps, args.repeat)
         out["env_uniform"] = best_rate(
             lambda n: run_actor(actor, None, ExplorationParams(0.0, 1.0), n, 0), args.env_steps, args.repeat
         )
     return out
+
+
+def profile_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace) -> None:
+    """``--profile`` steps of ``Learner.train_step`` under cProfile; prints the top functions by own time."""
+    learner, _, _, t5 = filled_learner(cfg, setup, args, [])
+    for _ in range(10):  # warm-up, as for the timed rounds
+        learner.train_step(t5)
+    prof = cProfile.Profile()
+    c = time.process_time()
+    prof.enable()
+    for _ in range(args.profile):
+        learner.train_step(t5)
+    prof.disable()
+    cpu = time.process_time() - c
+    print(f"{args.profile} training steps under cProfile: {1000 * cpu / args.profile:.1f} CPU ms per step")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile_top)
 
 
 def main() -> None:
@@ -126,12 +170,16 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None, help="num_hidden_layers (default: base config, 2)")
     ap.add_argument("--batch", type=int, default=None, help="batch_size (default: base config, 64)")
     ap.add_argument("--dropout", type=float, default=None, help="dropout (default: base config, 0.5)")
-    ap.add_argument("--steps", type=int, default=300, help="training steps per timed round")
-    ap.add_argument("--env-steps", type=int, default=2000, help="actor steps per timed round")
-    ap.add_argument("--repeat", type=int, default=5, help="timed rounds (best is reported)")
-    ap.add_argument("--fill", type=int, default=3000, help="transitions put into replay before timing")
+    ap.add_argument("--steps", type=int, default=100, help="training steps per timed round")
+    ap.add_argument("--env-steps", type=int, default=300, help="actor steps per timed round (0: no actor timing)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed rounds (best is reported)")
+    ap.add_argument("--fill", type=int, default=1000, help="transitions put into replay before timing")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--configs", default="default,all,tabular", help="comma list of default, all, tabular")
+    ap.add_argument(
+        "--configs", default="default,reference,all,tabular", help="comma list of default, reference, all, tabular"
+    )
+    ap.add_argument("--profile", type=int, default=0, help="profile this many steps of the first --configs entry")
+    ap.add_argument("--profile-top", type=int, default=25, help="functions listed by --profile")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,24 +188,32 @@ def main() -> None:
     sizes["dropout"] = args.dropout
     base = Phase2Config.from_yaml(args.config) if args.config else Phase2Config()
     base = base.replace(
-        **{k: v for k, v in sizes.items() if v is not None},
-        torch_threads=args.threads,
-        networks="neural",
-        human_prior="exact",
+        **{k: v for k, v in sizes.items() if v is not None}, torch_threads=args.threads, networks="neural"
     )
     configs = {
-        "default": base,
-        "all": dataclasses.replace(base, u_r_use_network=True, v_r_use_network=True),
-        "tabular": dataclasses.replace(base, networks="tabular"),
+        "default": base.replace(train_step="fast"),
+        "reference": base.replace(train_step="reference"),
+        "all": base.replace(train_step="fast", u_r_use_network=True, v_r_use_network=True),
+        "tabular": base.replace(networks="tabular"),
     }
     wanted = args.configs.split(",")
     unknown = sorted(set(wanted) - set(configs))
     if unknown:
         ap.error(f"--configs: unknown {unknown}; choose from {sorted(configs)}")
-    res = {name: bench_config(args.world, configs[name], args) for name in configs if name in wanted}
+    # The prior and encoders as training builds them (api.build_setup's rule for cfg.human_prior).
+    setup = build_setup(load_world(args.world), base, reference=False)
+    prior = prior_name(setup)
+    if not args.json:
+        print(f"human prior: {base.human_prior} -> {prior}", flush=True)
+    if args.profile:
+        profile_config(configs[wanted[0]], setup, args)
+        return
+    shared: list[Any] = []
+    res = {name: bench_config(configs[name], setup, args, shared) for name in configs if name in wanted}
     result: dict[str, Any] = {
         "world": args.world,
         "config": args.config or "defaults",
+        "human_prior": prior,
         "hidden": base.hidden_dim,
         "layers": base.num_hidden_layers,
         "batch": base.batch_size,
@@ -169,17 +225,20 @@ def main() -> None:
     active = {name: r["active"] for name, r in res.items()}
     keys = [
         ("default", "train", "train_steps_per_s", f"train_step, default networks {active.get('default')}"),
+        ("reference", "train", "reference_train_steps_per_s", "train_step, plain reference step, default networks"),
         ("all", "train", "train_steps_per_s_all_networks", f"train_step, all networks {active.get('all')}"),
         ("tabular", "train", "tabular_train_steps_per_s", "train_step, tabular backend"),
         ("default", "env", "env_steps_per_s", "Actor.step, Q_r policy at nominal beta_r"),
         ("default", "env_uniform", "env_steps_per_s_uniform", "Actor.step, uniform robot (warm-up)"),
     ]
     for config, what, key, label in keys:
-        if config in res:
+        if config in res and what in res[config]:
             wall, cpu = res[config][what]
             result[key] = round(wall, 1)
             result[key.replace("_per_s", "_per_cpu_s")] = round(cpu, 1)
             rows.append((label, (wall, cpu)))
+    if "default" in res and "reference" in res:
+        result["speedup_vs_reference"] = round(res["default"]["train"][1] / res["reference"]["train"][1], 2)
     if args.json:
         print(json.dumps(result))
         return
@@ -192,6 +251,8 @@ def main() -> None:
     print(f"{'measurement':<{width}}  {'per s':>9}  {'ms each':>8}  {'per CPU s':>9}")
     for name, (wall, cpu) in rows:
         print(f"{name:<{width}}  {wall:9.1f}  {1000 / wall:8.3f}  {cpu:9.1f}")
+    if "speedup_vs_reference" in result:
+        print(f"fast step / reference step, per CPU second: {result['speedup_vs_reference']}x")
 
 
 if __name__ == "__main__":

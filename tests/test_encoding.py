@@ -202,3 +202,19 @@ def test_one_hot_goal_encoder() -> None:
     np.testing.assert_array_equal(enc.encode([goals[1], goals[0], goals[1]]), np.array([[0, 1], [1, 0], [0, 1]]))
     with pytest.raises(KeyError):
         enc.encode([StateSetGoal("g2", frozenset({3}))])
+
+
+def test_lazy_selection_gathers_rows_of_distinct_states_only() -> None:
+    table = torch.arange(24, dtype=torch.float32).view(8, 3)
+    ids = torch.arange(8)
+    base = StateBatch(table, ids, lazy_select=True)
+    rows = torch.tensor([5, 1, 5, 5, 2, 1])
+    sel = base.select(rows)  # lazy: only the ids are gathered now
+    again = sel.select(torch.tensor([0, 2, 4, 4]))  # a selection of a selection stays lazy
+    distinct, inverse = sel.distinct_states()
+    assert len(distinct) == 3 and inverse is not None
+    torch.testing.assert_close(distinct.features[inverse], table[rows], rtol=0, atol=0)
+    torch.testing.assert_close(again.features, table[torch.tensor([5, 5, 2, 2])], rtol=0, atol=0)
+    torch.testing.assert_close(sel.features, table[rows], rtol=0, atol=0)
+    eager = StateBatch(table, ids).select(rows)
+    torch.testing.assert_close(eager.features, sel.features, rtol=0, atol=0)

@@ -127,7 +127,7 @@ def test_memo_refills_recent_states_after_a_weight_change() -> None:
     torch.manual_seed(2)
     table = feature_table()
     net = XHNetwork(DIM, [1.0], hidden_dim=16, num_hidden_layers=2, dropout=0.5)
-    m = frozen(net, True, features_of=lambda ids: table[ids], refill=3)
+    m = frozen(net, True, features_of=lambda ids: StateBatch(table[ids], ids), refill=3)
     with torch.no_grad():
         m.forward_all(make_batch([10, 11, 12, 13, 14], table))
         m.head.bias.add_(0.5)
@@ -155,11 +155,11 @@ def test_row_values_do_not_depend_on_the_batch() -> None:
     net = QRNetwork(DIM, 4, hidden_dim=32, num_hidden_layers=2, dropout=0.5).eval()
     table = feature_table(200)
     with torch.no_grad():
-        full = composition_free(net.eval_values, table)
+        full = composition_free(net.eval_values, make_batch(list(range(200)), table))
         rng = np.random.default_rng(0)
         for m in (1, 3, 17, 40, 77, 130):
-            idx = torch.as_tensor(rng.choice(200, size=m, replace=False))
-            assert torch.equal(composition_free(net.eval_values, table[idx]), full[idx])
+            idx = rng.choice(200, size=m, replace=False)
+            assert torch.equal(composition_free(net.eval_values, make_batch(idx.tolist(), table)), full[idx])
 
 
 def test_vhe_memo_table_matches_direct_evaluation() -> None:
@@ -188,7 +188,7 @@ def test_eval_values_equal_eval_mode_forward_without_switching_mode() -> None:
     net = QRNetwork(DIM, 4, hidden_dim=16, num_hidden_layers=2, dropout=0.5)
     b = make_batch([1, 2, 3], feature_table())
     with torch.no_grad():
-        fast = net.eval_values(b.features)
+        fast = net.eval_values(b)
         assert net.training
         net.eval()
         torch.testing.assert_close(fast, net(b), rtol=0, atol=0)

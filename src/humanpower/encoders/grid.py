@@ -11,9 +11,12 @@ and the world's static layout, never a live environment. Its feature row is the 
 * ``carrying[i, k]`` (agent i carries key k), ``terminated[i]`` (agent i stepped into lava);
 * ``time_left = (max_steps - step) / max_steps`` when ``include_step_count``.
 
-The static planes are precomputed once into a template row; encoding a state copies the template and sets a
-handful of entries, for a whole batch with one fancy-indexed assignment. Two states that differ in any field
-(step count included when ``include_step_count``) get different rows.
+The static planes are the same in every state (the constant row); a state adds a handful of entries on top
+(:meth:`GridStateEncoder.encode_active`: active columns and values, padded to ``max_active`` entries with value
+0), so the encoder is a :class:`~humanpower.learn.encoding.SparseStateEncoder` and the learner's first layer
+costs a sum of a few weight rows per state. :meth:`GridStateEncoder.encode` builds the dense rows from the same
+entries (constant row + entries), for a whole batch with one fancy-indexed assignment. Two states that differ in
+any field (step count included when ``include_step_count``) get different rows.
 
 :class:`GridGoalEncoder` encodes a rectangle goal as its normalised corners ``(x1, y1, x2, y2) / (W-1, H-1)``
 followed by a cell mask plane of the rectangle.
@@ -81,10 +84,31 @@ class GridStateEncoder:
                     template[static_plane[code] + y * self.width + x] = 1.0
         template.setflags(write=False)
         self._template = template
+        self._constant_cols = np.flatnonzero(template).astype(np.int64)
+        start = world.initial_state()
+        # Every state has the same number of rocks and blocks (they are pushed, never created or removed).
+        per_agent = 1 + 1 + (1 if self.num_keys else 0)  # position plane, terminated, carried key
+        self._max_active = (
+            self.num_agents * per_agent
+            + len(start.rocks)
+            + len(start.blocks)
+            + self.num_doors
+            + self.num_keys
+            + (1 if include_step_count else 0)
+        )
 
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def max_active(self) -> int:
+        """Entries per row of :meth:`encode_active`."""
+        return self._max_active
+
+    def constant(self) -> tuple[NDArray[np.int64], Features]:
+        """The static layout (wall, lava, unsteady planes): its columns and values (all 1)."""
+        return self._constant_cols.copy(), np.ones(len(self._constant_cols), dtype=np.float32)
 
     def active_columns(self, state: GridState) -> list[int]:
         """Columns set to 1 for ``state`` on top of the static template (the time feature excluded)."""
@@ -105,22 +129,31 @@ class GridStateEncoder:
                 cols.append(self._key + k * cells + pos[1] * w + pos[0])
         return cols
 
-    def encode(self, states: Sequence[State]) -> Features:
-        """Feature matrix (len(states), dim), float32."""
-        n = len(states)
-        out = np.tile(self._template, (n, 1))
-        rows: list[int] = []
-        cols: list[int] = []
+    def encode_active(self, states: Sequence[State]) -> tuple[NDArray[np.int64], Features]:
+        """(columns, values), each (len(states), max_active): the entries of each state on top of the constant
+        row (1 at :meth:`active_columns`, the time feature's value), padded with value 0 at column 0."""
+        n, k = len(states), self._max_active
+        cols = np.zeros((n, k), dtype=np.int64)
+        vals = np.zeros((n, k), dtype=np.float32)
         for r, s in enumerate(states):
             if not isinstance(s, GridState):
                 raise TypeError(f"GridStateEncoder: expected a GridState, got {type(s).__name__}")
             c = self.active_columns(s)
-            cols.extend(c)
-            rows.extend([r] * len(c))
-        if cols:
-            out[np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)] = 1.0
-        if self.include_step_count:
-            out[:, self._time] = remaining_time(self.world, states)
+            if len(c) + (1 if self.include_step_count else 0) > k:
+                raise ValueError(f"GridStateEncoder: state has more objects than the layout ({len(c)} entries)")
+            cols[r, : len(c)] = c
+            vals[r, : len(c)] = 1.0
+        if self.include_step_count and n:
+            cols[:, k - 1] = self._time
+            vals[:, k - 1] = remaining_time(self.world, states)
+        return cols, vals
+
+    def encode(self, states: Sequence[State]) -> Features:
+        """Feature matrix (len(states), dim), float32: the constant row plus :meth:`encode_active`'s entries."""
+        cols, vals = self.encode_active(states)
+        out = np.tile(self._template, (len(states), 1))
+        rows = np.repeat(np.arange(len(states), dtype=np.int64), self._max_active)
+        np.add.at(out, (rows, cols.reshape(-1)), vals.reshape(-1))
         return out
 
 

@@ -45,6 +45,7 @@ NETWORK_BACKENDS = ("neural", "tabular")
 HUMAN_PRIORS = ("auto", "exact", "heuristic", "uniform")
 Q_R_LOSSES = ("mse", "log")
 PROBABILITY_LOSSES = ("mse", "bce")
+TRAIN_STEPS = ("fast", "reference")
 ASYNC_BACKENDS = ("local", "ray")
 _DEVICE_RE = re.compile(r"cpu|cuda|cuda:\d+")
 
@@ -178,6 +179,10 @@ class Phase2Config:
     its reachable state count is used instead; >= 1."""
 
     # --- computation modes ---
+    train_step: str = "fast"
+    """Training-step implementation, same losses either way (to float tolerance): fast (each distinct state of a
+    batch goes through each state trunk once, queries gather embeddings, sparse first layer where the encoder
+    supports it) or reference (the plain step: raw features gathered per query, dense first layer)."""
     u_r_use_network: bool = False
     """Learn U_r with a network (for many humans) instead of computing it exactly from X_h."""
     v_r_use_network: bool = False
@@ -395,6 +400,7 @@ def _validate(c: Phase2Config) -> None:
     enum("backend", ASYNC_BACKENDS)
     enum("q_r_loss", Q_R_LOSSES)
     enum("probability_loss", PROBABILITY_LOSSES)
+    enum("train_step", TRAIN_STEPS)
     for name in (
         "torch_threads",
         "num_episodes",

@@ -1,8 +1,10 @@
-"""State and goal encoders, the feature cache (:class:`Featurizer`) and :class:`StateBatch`.
+"""State and goal encoders and the feature cache (:class:`Featurizer`), which builds :class:`StateBatch` es
+(defined in :mod:`humanpower.learn.state_batch`, re-exported here).
 
 Environment-agnostic: a world-specific encoder (e.g. :mod:`humanpower.encoders.grid`) implements
-:class:`StateEncoder` / :class:`GoalEncoder`; the learner only ever sees float32 feature rows and interned
-integer state ids.
+:class:`StateEncoder` / :class:`GoalEncoder` (and :class:`SparseStateEncoder` when its rows are a constant row
+plus a few active entries); the learner only ever sees float32 feature rows (dense or as :class:`SparseRows`) and
+interned integer state ids.
 
 The :class:`Featurizer` interns every state it sees to a stable integer id (0, 1, 2, ... in order of first
 sight) and caches its feature row, so a state is encoded once however often replay samples it. The ids key the
@@ -12,7 +14,6 @@ tabular backend's tables and are saved with checkpoints, so they stay stable acr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 
 from humanpower.errors import CheckpointError
 from humanpower.goals import Goal
+from humanpower.learn.state_batch import SparseRows, StateBatch
 from humanpower.worlds.protocol import State
 
 Features = NDArray[np.float32]
@@ -37,6 +39,30 @@ class StateEncoder(Protocol):
 
     def encode(self, states: Sequence[State]) -> Features:
         """Feature matrix of shape (len(states), dim), dtype float32."""
+        ...
+
+
+@runtime_checkable
+class SparseStateEncoder(StateEncoder, Protocol):
+    """A state encoder whose rows are a constant row plus a few active entries (e.g. one-hot object planes over
+    a static layout): ``encode(states)[n] == constant + sum_k values[n, k] * e_{columns[n, k]}``.
+
+    The learner then computes the first layer of a state trunk as a sum of weight rows
+    (:class:`~humanpower.learn.layers.SparseInputLinear`), at a cost that grows with the active entries of a
+    state, not with ``dim``. Padding entries have value 0 (any column).
+    """
+
+    @property
+    def max_active(self) -> int:
+        """Entries per row of :meth:`encode_active` (the most active entries any state has)."""
+        ...
+
+    def constant(self) -> tuple[NDArray[np.int64], Features]:
+        """The row shared by every state, as (columns (C,), values (C,))."""
+        ...
+
+    def encode_active(self, states: Sequence[State]) -> tuple[NDArray[np.int64], Features]:
+        """(columns, values), both of shape (len(states), max_active): each state's entries on top of the constant."""
         ...
 
 
@@ -70,76 +96,6 @@ def remaining_time(world: StepCounter, states: Sequence[State]) -> Features:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# StateBatch
-
-
-@dataclass
-class StateBatch:
-    """A batch of B states as the networks see them.
-
-    Attributes:
-        features: (B, dim) float32 feature rows.
-        ids: (B,) int64 interned state ids (equal ids <=> equal states <=> equal feature rows).
-        unique_rows: optional (U,) rows holding one representative of each distinct id, and
-        inverse: optional (B,) position in ``unique_rows`` of every row's id. The :class:`Featurizer`
-            fills both (it deduplicates anyway); otherwise :meth:`dedup` computes them with
-            ``torch.unique`` on first use. Networks evaluate their state trunk on the U distinct states only
-            and gather back.
-    """
-
-    features: torch.Tensor
-    ids: torch.Tensor
-    unique_rows: torch.Tensor | None = None
-    inverse: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-    @property
-    def device(self) -> torch.device:
-        return self.features.device
-
-    def dedup(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(unique_rows (U,), inverse (B,))`` with ``ids[unique_rows][inverse] == ids``."""
-        if self.unique_rows is None or self.inverse is None:
-            _, inverse = torch.unique(self.ids, return_inverse=True)
-            n_unique = int(inverse.max()) + 1 if inverse.numel() else 0
-            rows = torch.empty(n_unique, dtype=torch.long, device=self.ids.device)
-            # Any row of a given id is a valid representative (equal ids have equal features).
-            rows.scatter_(0, inverse, torch.arange(len(self), device=self.ids.device))
-            self.unique_rows, self.inverse = rows, inverse
-        return self.unique_rows, self.inverse
-
-    def select(self, rows: torch.Tensor) -> StateBatch:
-        """The sub-batch (or re-indexed batch, rows may repeat) ``self[rows]``."""
-        if rows.dim() == 1 and rows.dtype in (torch.long, torch.int):
-            # index_select is several times faster than advanced indexing for row gathers on the CPU.
-            return StateBatch(self.features.index_select(0, rows), self.ids.index_select(0, rows))
-        return StateBatch(self.features[rows], self.ids[rows])
-
-    def repeat_interleave(self, repeats: int) -> StateBatch:
-        """Every row repeated ``repeats`` times in place (row i -> rows i*r .. i*r+r-1); keeps dedup info."""
-        out = StateBatch(self.features.repeat_interleave(repeats, dim=0), self.ids.repeat_interleave(repeats, dim=0))
-        if self.unique_rows is not None and self.inverse is not None:
-            out.unique_rows = self.unique_rows * repeats
-            out.inverse = self.inverse.repeat_interleave(repeats, dim=0)
-        return out
-
-    @staticmethod
-    def cat(batches: Sequence[StateBatch]) -> StateBatch:
-        """Concatenation of several batches (dedup info is recomputed lazily)."""
-        return StateBatch(torch.cat([b.features for b in batches], dim=0), torch.cat([b.ids for b in batches], dim=0))
-
-    def to(self, device: torch.device | str) -> StateBatch:
-        return StateBatch(
-            self.features.to(device),
-            self.ids.to(device),
-            None if self.unique_rows is None else self.unique_rows.to(device),
-            None if self.inverse is None else self.inverse.to(device),
-        )
-
-
-# ------------------------------------------------------------------------------------------------------------
 # Featurizer
 
 
@@ -153,21 +109,47 @@ class Featurizer:
             ``cache_size`` rows); when it is full, it is emptied at once and refilled (ids are never dropped,
             only cached features; a feature row is a pure function of the state, so this is safe). ``0``
             disables caching.
+        fast: the fast training step's batches: rows as :class:`SparseRows` when the encoder is a
+            :class:`SparseStateEncoder` (cached as active entries only; dense rows are materialised on demand;
+            :attr:`sparse` tells whether that mode is on), and :attr:`StateBatch.lazy_select` set (selections
+            gather trunk outputs of the distinct states, not raw rows). Off: dense rows, eager selections (the
+            reference step).
 
     Ids: 0, 1, 2, ... in order of first sight; never reused or changed; saved by :meth:`state_dict`.
     """
 
-    def __init__(self, encoder: StateEncoder, device: torch.device | str = "cpu", cache_size: int = 1 << 18):
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        device: torch.device | str = "cpu",
+        cache_size: int = 1 << 18,
+        fast: bool = False,
+    ):
         if cache_size < 0:
             raise ValueError(f"Featurizer: cache_size must be >= 0, got {cache_size}")
         self.encoder = encoder
         self.dim = int(encoder.dim)
         self.device = torch.device(device)
         self.cache_size = int(cache_size)
+        self.fast = bool(fast)
+        self.sparse = self.fast and isinstance(encoder, SparseStateEncoder)
         self._ids: dict[State, int] = {}
         self._states: list[State] = []
         self._slot = np.full(1024, -1, dtype=np.int64)  # id -> cache row, -1 = not cached
-        self._cache: Features = np.zeros((min(self.cache_size, 1024), self.dim), dtype=np.float32)
+        rows = min(self.cache_size, 1024)
+        self._constant: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.sparse:
+            assert isinstance(encoder, SparseStateEncoder)
+            k = int(encoder.max_active)
+            cols, vals = encoder.constant()
+            self._constant = (
+                torch.as_tensor(np.asarray(cols, dtype=np.int64), device=self.device),
+                torch.as_tensor(np.asarray(vals, dtype=np.float32), device=self.device),
+            )
+            # Cache blocks: active columns and their values, (rows, K) each.
+            self._cache: list[np.ndarray] = [np.zeros((rows, k), dtype=np.int64), np.zeros((rows, k), np.float32)]
+        else:
+            self._cache = [np.zeros((rows, self.dim), dtype=np.float32)]
         self._fill = 0
         self.hits = 0
         self.misses = 0
@@ -203,8 +185,8 @@ class Featurizer:
         return out
 
     # -- features --------------------------------------------------------------------------------------------
-    def _store(self, ids: NDArray[np.int64], rows: Features) -> None:
-        """Cache ``rows`` for ``ids`` (all uncached), emptying the cache first if they do not fit."""
+    def _store(self, ids: NDArray[np.int64], blocks: list[np.ndarray]) -> None:
+        """Cache ``blocks`` (rows of ``ids``, all uncached), emptying the cache first if they do not fit."""
         n = len(ids)
         if n == 0 or n > self.cache_size:
             return
@@ -213,33 +195,54 @@ class Featurizer:
             self._fill = 0
             self.evictions += 1
         need = self._fill + n
-        if need > self._cache.shape[0]:
-            capacity = min(self.cache_size, max(need, 2 * self._cache.shape[0]))
-            grown = np.zeros((capacity, self.dim), dtype=np.float32)
-            grown[: self._fill] = self._cache[: self._fill]
+        if need > self._cache[0].shape[0]:
+            capacity = min(self.cache_size, max(need, 2 * self._cache[0].shape[0]))
+            grown = []
+            for c in self._cache:
+                g = np.zeros((capacity, c.shape[1]), dtype=c.dtype)
+                g[: self._fill] = c[: self._fill]
+                grown.append(g)
             self._cache = grown
-        self._cache[self._fill : need] = rows
+        for c, rows in zip(self._cache, blocks, strict=True):
+            c[self._fill : need] = rows
         self._slot[ids] = np.arange(self._fill, need)
         self._fill = need
 
-    def _unique_features(self, unique_ids: NDArray[np.int64]) -> Features:
-        """Feature rows of distinct ids, from the cache or from one encoder call for the missing ones."""
+    def _encode(self, states: list[State]) -> list[np.ndarray]:
+        """The encoder's rows for ``states`` as cache blocks (checked shapes)."""
+        n = len(states)
+        blocks: list[np.ndarray]
+        if self.sparse:
+            assert isinstance(self.encoder, SparseStateEncoder)
+            cols, vals = self.encoder.encode_active(states)
+            blocks = [np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=np.float32)]
+        else:
+            blocks = [np.asarray(self.encoder.encode(states), dtype=np.float32)]
+        for block, cache in zip(blocks, self._cache, strict=True):
+            if block.shape != (n, cache.shape[1]):
+                raise ValueError(
+                    f"Featurizer: encoder returned shape {block.shape}, expected {(n, cache.shape[1])}"
+                )
+        return blocks
+
+    def _unique_features(self, unique_ids: NDArray[np.int64]) -> list[np.ndarray]:
+        """Cache blocks of distinct ids, from the cache or from one encoder call for the missing ones."""
         slots = self._slot[unique_ids]
         missing = slots < 0
-        out = np.empty((len(unique_ids), self.dim), dtype=np.float32)
+        out = [np.empty((len(unique_ids), c.shape[1]), dtype=c.dtype) for c in self._cache]
         hit = ~missing
         n_missing = int(missing.sum())
         self.hits += len(unique_ids) - n_missing
         self.misses += n_missing
         if n_missing < len(unique_ids):
-            out[hit] = self._cache[slots[hit]]
+            for o, c in zip(out, self._cache, strict=True):
+                o[hit] = c[slots[hit]]
         if n_missing:
             new_ids = unique_ids[missing]
-            rows = np.asarray(self.encoder.encode([self._states[i] for i in new_ids]), dtype=np.float32)
-            if rows.shape != (n_missing, self.dim):
-                raise ValueError(f"Featurizer: encoder returned shape {rows.shape}, expected {(n_missing, self.dim)}")
-            out[missing] = rows
-            self._store(new_ids, rows)
+            blocks = self._encode([self._states[i] for i in new_ids])
+            for o, rows in zip(out, blocks, strict=True):
+                o[missing] = rows
+            self._store(new_ids, blocks)
         return out
 
     def batch_from_ids(self, ids: NDArray[np.int64] | Sequence[int]) -> StateBatch:
@@ -253,6 +256,10 @@ class Featurizer:
     def features_of_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Feature rows ``(N, dim)`` on :attr:`device` of already interned ids (any order, may repeat)."""
         return self.batch_from_ids(ids.cpu().numpy()).features
+
+    def batch_of_ids(self, ids: torch.Tensor) -> StateBatch:
+        """:meth:`batch_from_ids` for an id tensor (a feature source for the target networks' state memos)."""
+        return self.batch_from_ids(ids.cpu().numpy())
 
     def batch(self, states: Sequence[State]) -> StateBatch:
         """Intern ``states`` and return their :class:`StateBatch` (deduplicated: each distinct state is looked
@@ -292,15 +299,21 @@ class Featurizer:
         in_order: bool,
     ) -> StateBatch:
         """Build the batch; ``in_order``: unique_ids[inverse] is the identity (all distinct, in row order)."""
-        feats = self._unique_features(unique_ids)
+        blocks = self._unique_features(unique_ids)
         if not in_order:
-            feats = feats[inverse]
+            blocks = [b[inverse] for b in blocks]
         dev = self.device
+        tensors = [torch.from_numpy(np.ascontiguousarray(b)).to(dev) for b in blocks]
+        sparse = None
+        if self._constant is not None:
+            sparse = SparseRows(tensors[0], tensors[1], self._constant[0], self._constant[1], self.dim)
         return StateBatch(
-            features=torch.from_numpy(np.ascontiguousarray(feats)).to(dev),
+            features=None if sparse is not None else tensors[0],
             ids=torch.from_numpy(ids).to(dev),
             unique_rows=torch.from_numpy(unique_rows).to(dev),
             inverse=torch.from_numpy(inverse).to(dev),
+            sparse=sparse,
+            lazy_select=self.fast,
         )
 
     def features(self, states: Sequence[State]) -> Features:
@@ -403,6 +416,8 @@ __all__ = [
     "GoalEncoder",
     "OneHotGoalEncoder",
     "OneHotStateEncoder",
+    "SparseRows",
+    "SparseStateEncoder",
     "StateBatch",
     "StateEncoder",
     "StepCounter",

@@ -1,4 +1,10 @@
-"""Building blocks of the neural backend that exist for speed: a cheaper CPU dropout and a per-state memo.
+"""Building blocks of the neural backend that exist for speed: a sparse-input first layer, a cheaper CPU dropout
+and a per-state memo.
+
+* :class:`SparseInputLinear` is ``nn.Linear`` (same parameters, same state dict) that also accepts
+  :class:`~humanpower.learn.encoding.SparseRows`: on a row that is a constant row plus a few active entries,
+  ``W x + b = (b + W c) + sum_k v_k W[:, i_k]``, an embedding-bag sum of weight columns with the constant row
+  folded into the bias, at a cost that grows with the active entries, not with the input width.
 
 * :class:`FastDropout` is ``nn.Dropout`` (same distribution, same module state) with a mask that costs a
   fraction of torch's CPU Bernoulli kernel.
@@ -14,13 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from humanpower.learn.encoding import StateBatch
+from humanpower.learn.encoding import SparseRows, StateBatch
 
 DEFAULT_MEMO_CAPACITY = 1 << 16
 DEFAULT_MEMO_REFILL = 4096
@@ -58,6 +65,78 @@ class FastDropout(nn.Dropout):
         return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
 
 
+class SparseInputLinear(nn.Module):
+    """``nn.Linear(in_features, out_features)`` that also computes :class:`SparseRows` inputs sparsely.
+
+    The function, the initial values (drawn exactly as ``nn.Linear`` draws them) and the state dict (``weight``
+    of shape (out, in), ``bias``) are the Linear's. The weight is held transposed, as the parameter ``weight_t``
+    of shape (in, out), so that the weight columns an input entry selects are contiguous rows: the sparse
+    forward is one embedding-bag sum over them and its gradient a few row additions, and the optimizer steps a
+    contiguous tensor. :attr:`weight` is the (out, in) view.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        linear = nn.Linear(in_features, out_features)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight_t = nn.Parameter(linear.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The Linear's (out, in) weight (a view of ``weight_t``)."""
+        return self.weight_t.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense rows ``(N, in)`` -> ``(N, out)``."""
+        return torch.addmm(self.bias, x, self.weight_t)
+
+    def forward_sparse(self, rows: SparseRows) -> torch.Tensor:
+        """``forward(rows.dense())``, computed as sums of weight columns: ``(N, out)``.
+
+        One embedding bag holds every row's active entries plus one last bag of the constant row, whose sum
+        folds into the bias.
+        """
+        if rows.dim != self.in_features:
+            raise ValueError(f"SparseInputLinear: expected rows of width {self.in_features}, got {rows.dim}")
+        n, k = rows.index.shape
+        index = torch.cat([rows.index.reshape(-1), rows.constant_index])
+        weight = torch.cat([rows.value.reshape(-1), rows.constant_value])
+        offsets = torch.arange(0, n * k + 1, k, device=index.device) if k else index.new_zeros(n + 1)
+        sums = F.embedding_bag(index, self.weight_t, offsets, mode="sum", per_sample_weights=weight)
+        return sums[:n] + (self.bias + sums[n])
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        weight_t = self.weight_t if keep_vars else self.weight_t.detach()
+        destination[prefix + "weight"] = weight_t.t()
+        destination[prefix + "bias"] = self.bias if keep_vars else self.bias.detach()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix + "weight"
+        if key in state_dict:  # the Linear's (out, in) weight -> weight_t
+            state_dict = dict(state_dict)
+            weight = state_dict.pop(key)
+            if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+                weight = weight.t()
+            state_dict[prefix + "weight_t"] = weight
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        missing_keys[:] = [prefix + "weight" if k == prefix + "weight_t" else k for k in missing_keys]
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
 def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int, int], ...]:
     """(identity, storage address, in-place version) of every parameter and buffer of ``module`` and its
     submodules: changes whenever any weight is replaced, moved or modified in place (optimizer steps,
@@ -73,8 +152,9 @@ def weights_fingerprint(module: nn.Module) -> tuple[tuple[int, int, int], ...]:
     return tuple(out)
 
 
-def composition_free(compute: Callable[[torch.Tensor], torch.Tensor], feats: torch.Tensor) -> torch.Tensor:
-    """``compute(feats)``, evaluated on ``feats`` zero-padded to a multiple of ``MEMO_ROW_MULTIPLE`` rows.
+def composition_free(compute: Callable[[StateBatch], torch.Tensor], states: StateBatch) -> torch.Tensor:
+    """``compute(states)``, evaluated on ``states`` padded (:meth:`StateBatch.padded`) to a multiple of
+    ``MEMO_ROW_MULTIPLE`` rows.
 
     Makes each row's result independent of which other rows share the call: CPU kernels pick different code
     paths for very few rows (BLAS) and for the last ``n mod vector width`` elements (elementwise math), which
@@ -82,11 +162,11 @@ def composition_free(compute: Callable[[torch.Tensor], torch.Tensor], feats: tor
     whatever batch computed it, so training stays exactly reproducible (and resumable) with a memo whose
     contents depend on history.
     """
-    n = feats.shape[0]
+    n = len(states)
     pad = (-n) % MEMO_ROW_MULTIPLE
     if pad == 0:
-        return compute(feats)
-    return compute(torch.cat([feats, feats.new_zeros((pad, *feats.shape[1:]))]))[:n]
+        return compute(states)
+    return compute(states.padded(pad))[:n]
 
 
 class StateMemo:
@@ -94,14 +174,14 @@ class StateMemo:
 
     Args:
         capacity: most states remembered; when full the memo is emptied at once and refilled.
-        features_of: optional feature source, interned state ids ``(N,)`` -> feature rows ``(N, dim)`` (e.g.
-            the learner's :class:`~humanpower.learn.encoding.Featurizer`). With it, a change of weights
+        features_of: optional feature source, interned state ids ``(N,)`` -> their :class:`StateBatch` (e.g.
+            :meth:`~humanpower.learn.encoding.Featurizer.batch_of_ids`). With it, a change of weights
             recomputes the ``refill`` most recently added states in one batch right away instead of one small
             batch per later lookup that meets them (a target network sees the same states again after its
             update, so this turns many small evaluations into one large one).
         refill: most states recomputed at a change of weights (0 = none).
 
-    :meth:`lookup` returns ``compute(features of the distinct uncached states)`` for every row of a batch, from
+    :meth:`lookup` returns ``compute(batch of the distinct uncached states)`` for every row of a batch, from
     the memo where possible. ``compute`` must be a pure function of the features given the weights (eval mode,
     no dropout); the memo is emptied whenever the weights' fingerprint differs from the one it was filled with.
     """
@@ -109,7 +189,7 @@ class StateMemo:
     def __init__(
         self,
         capacity: int = DEFAULT_MEMO_CAPACITY,
-        features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        features_of: Callable[[torch.Tensor], StateBatch] | None = None,
         refill: int = DEFAULT_MEMO_REFILL,
     ) -> None:
         if capacity < 1 or refill < 0:
@@ -144,7 +224,7 @@ class StateMemo:
         return value
 
     def _new_weights(
-        self, key: tuple[tuple[int, int, int], ...], compute: Callable[[torch.Tensor], torch.Tensor]
+        self, key: tuple[tuple[int, int, int], ...], compute: Callable[[StateBatch], torch.Tensor]
     ) -> None:
         """Forget the values of the old weights; recompute the most recent states if a feature source is set."""
         recent = None
@@ -157,7 +237,7 @@ class StateMemo:
             self.refilled += int(recent.shape[0])
 
     def lookup(
-        self, module: nn.Module, batch: StateBatch, compute: Callable[[torch.Tensor], torch.Tensor]
+        self, module: nn.Module, batch: StateBatch, compute: Callable[[StateBatch], torch.Tensor]
     ) -> torch.Tensor:
         """Per-row values ``(B, ...)`` of ``batch`` under ``module``'s current weights."""
         ids = batch.ids
@@ -171,7 +251,7 @@ class StateMemo:
         if key != self.key:
             self._new_weights(key, compute)
         if ids.numel() == 0:
-            return composition_free(compute, batch.features[:0])
+            return composition_free(compute, batch.select(ids[:0]))
         top = int(ids.max()) + 1
         if top > self.slot.shape[0]:
             grown = torch.full((max(top, 2 * self.slot.shape[0]),), -1, dtype=torch.long, device=ids.device)
@@ -187,7 +267,7 @@ class StateMemo:
         uniq, inverse = torch.unique(ids.index_select(0, miss_rows), return_inverse=True)
         first = torch.empty(uniq.shape[0], dtype=torch.long, device=ids.device)
         first.scatter_(0, inverse, miss_rows)  # one representative row per missing id
-        new = composition_free(compute, batch.features.index_select(0, first))
+        new = composition_free(compute, batch.select(first, lazy=False))
         n = int(uniq.shape[0])
         self.misses += n
         self.hits += int(ids.numel()) - int(miss_rows.shape[0])
@@ -238,6 +318,7 @@ __all__ = [
     "DEFAULT_MEMO_REFILL",
     "MEMO_ROW_MULTIPLE",
     "FastDropout",
+    "SparseInputLinear",
     "StateMemo",
     "composition_free",
     "dropout_mask",

@@ -70,7 +70,7 @@ class NetworkPolicy:
         batch = self.featurizer.batch([state])
         with torch.no_grad():
             if isinstance(self.q_r, QRNetwork):  # eval-mode values without switching the live network's mode
-                q = self.q_r.eval_values(batch.features)
+                q = self.q_r.eval_values(batch)
             else:
                 was_training = self.q_r.training
                 self.q_r.eval()
@@ -133,7 +133,7 @@ class Learner:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
         if device.type == "cpu":
-            enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.features_of_ids)
+            enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.batch_of_ids)
         self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer.from_config(cfg)
         self.rng = np.random.default_rng([cfg.seed, 2])
         self.train_steps = 0

@@ -61,6 +61,7 @@ from humanpower.learn.layers import (
     DEFAULT_MEMO_REFILL,
     MEMO_ROW_MULTIPLE,
     FastDropout,
+    SparseInputLinear,
     StateMemo,
 )
 from humanpower.learn.tabular import TabularQR, TabularUR, TabularVHE, TabularVR, TabularXH
@@ -69,11 +70,16 @@ DEFAULT_TABULAR_MAX_STATES = 1 << 16
 
 
 def mlp_trunk(in_dim: int, hidden_dim: int, num_hidden_layers: int, dropout: float) -> nn.Sequential:
-    """``num_hidden_layers`` x (Linear - ReLU - Dropout(dropout)); the identity for 0 layers."""
+    """``num_hidden_layers`` x (Linear - ReLU - Dropout(dropout)); the identity for 0 layers.
+
+    The first Linear is a :class:`~humanpower.learn.layers.SparseInputLinear` (an ``nn.Linear`` that also takes
+    sparse rows).
+    """
     layers: list[nn.Module] = []
     d = in_dim
-    for _ in range(num_hidden_layers):
-        layers += [nn.Linear(d, hidden_dim), nn.ReLU(), FastDropout(dropout)]
+    for i in range(num_hidden_layers):
+        linear = SparseInputLinear(d, hidden_dim) if i == 0 else nn.Linear(d, hidden_dim)
+        layers += [linear, nn.ReLU(), FastDropout(dropout)]
         d = hidden_dim
     return nn.Sequential(*layers)
 
@@ -104,7 +110,7 @@ class Phase2Network(nn.Module):
     def enable_state_memo(
         self,
         capacity: int = DEFAULT_MEMO_CAPACITY,
-        features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        features_of: Callable[[torch.Tensor], StateBatch] | None = None,
         refill: int = DEFAULT_MEMO_REFILL,
     ) -> None:
         """Remember per-state values by state id while evaluated in eval mode without gradients.
@@ -114,23 +120,40 @@ class Phase2Network(nn.Module):
         """
         self.state_memo = StateMemo(capacity, features_of, refill)
 
-    def _check_features(self, feats: torch.Tensor) -> None:
-        if feats.dim() != 2 or feats.shape[1] != self.state_dim:
+    def _check_features(self, states: StateBatch) -> None:
+        if states.dim != self.state_dim:
             raise ValueError(
-                f"{type(self).__name__}: expected features of shape (B, {self.state_dim}), got {tuple(feats.shape)}"
+                f"{type(self).__name__}: expected features of width {self.state_dim}, got {states.dim}"
             )
+
+    def trunk_codes(self, states: StateBatch, *, dropout: bool = True) -> torch.Tensor:
+        """Trunk output of every row ``(N, trunk_dim)``; sparse rows go through the first layer sparsely.
+
+        ``dropout=False`` skips the dropout layers whatever the module's mode (eval-mode values).
+        """
+        layers = list(self.trunk)
+        sparse = states.sparse if layers and isinstance(layers[0], SparseInputLinear) else None
+        if sparse is not None:
+            first = layers[0]
+            assert isinstance(first, SparseInputLinear)
+            x = first.forward_sparse(sparse)
+            layers = layers[1:]
+        else:
+            x = states.features
+        for layer in layers:
+            if dropout or not isinstance(layer, nn.Dropout):
+                x = layer(x)
+        return x
 
     def unique_codes(self, batch: StateBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk output per distinct state ``(U, trunk_dim)`` and the row -> code index ``(B,)``.
 
-        The index is None when every row is distinct (codes are then in row order).
+        The index is None when every row is distinct (codes are then in row order). Only the distinct states'
+        rows are gathered and encoded; repeated rows share their code (an embedding gather).
         """
-        feats = batch.features
-        self._check_features(feats)
-        rows, inverse = batch.dedup()
-        if rows.shape[0] == feats.shape[0]:
-            return self.trunk(feats), None
-        return self.trunk(feats.index_select(0, rows)), inverse
+        self._check_features(batch)
+        distinct, inverse = batch.distinct_states()
+        return self.trunk_codes(distinct), inverse
 
     def per_state(self, codes: torch.Tensor) -> torch.Tensor:
         """The network's per-state values from trunk codes (everything that depends on the state alone)."""
@@ -143,8 +166,8 @@ class Phase2Network(nn.Module):
         """
         memo = self.active_memo()
         if memo is not None:
-            self._check_features(batch.features)
-            return memo.lookup(self, batch, self._per_state_of_features), None
+            self._check_features(batch)
+            return memo.lookup(self, batch, self._per_state_of_states), None
         codes, inverse = self.unique_codes(batch)
         return self.per_state(codes), inverse
 
@@ -155,18 +178,14 @@ class Phase2Network(nn.Module):
             return None
         return memo
 
-    def _per_state_of_features(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.per_state(self.trunk(feats))
+    def _per_state_of_states(self, states: StateBatch) -> torch.Tensor:
+        return self.per_state(self.trunk_codes(states))
 
-    def eval_values(self, feats: torch.Tensor) -> torch.Tensor:
-        """:meth:`per_state` of feature rows ``(N, state_dim)`` as in eval mode (no dropout), whatever the
-        module's mode, without switching modes (cheap single-state acting on a network that is training)."""
-        self._check_features(feats)
-        x = feats
-        for layer in self.trunk:
-            if not isinstance(layer, nn.Dropout):
-                x = layer(x)
-        return self.per_state(x)
+    def eval_values(self, states: StateBatch) -> torch.Tensor:
+        """:meth:`per_state` of every row of ``states`` as in eval mode (no dropout), whatever the module's mode,
+        without switching modes (cheap single-state acting on a network that is training)."""
+        self._check_features(states)
+        return self.per_state(self.trunk_codes(states, dropout=False))
 
     @staticmethod
     def gather(values: torch.Tensor, inverse: torch.Tensor | None) -> torch.Tensor:
@@ -278,11 +297,11 @@ class VHENetwork(Phase2Network):
         memo = self.active_memo()
         if memo is None or self.query_features.shape[0] > self.MEMO_ALL_GOALS_MAX:
             return None
-        self._check_features(batch.features)
-        return memo.lookup(self, batch, self._all_pairs_of_features)
+        self._check_features(batch)
+        return memo.lookup(self, batch, self._all_pairs_of_states)
 
-    def _all_pairs_of_features(self, feats: torch.Tensor) -> torch.Tensor:
-        s = self.state_proj(self.trunk(feats))
+    def _all_pairs_of_states(self, states: StateBatch) -> torch.Tensor:
+        s = self.state_proj(self.trunk_codes(states))
         g = self._goal_codes(slice(None))
         # Bound the (rows, goals, hidden) temporary; chunks of whole multiples of MEMO_ROW_MULTIPLE rows keep
         # every row's result independent of the batch (see layers.composition_free).
@@ -466,7 +485,7 @@ class Phase2Networks:
 def enable_state_memos(
     modules: Iterable[nn.Module],
     capacity: int = DEFAULT_MEMO_CAPACITY,
-    features_of: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    features_of: Callable[[torch.Tensor], StateBatch] | None = None,
     refill: int = DEFAULT_MEMO_REFILL,
 ) -> None:
     """Enable the per-state memo (:meth:`Phase2Network.enable_state_memo`) on every neural network given.

@@ -274,8 +274,8 @@ class XHSampledTarget:
 
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
         x_states = data.x_states
-        n, k = x_states.features.shape[0], self.samples
-        device = x_states.features.device
+        n, k = len(x_states), self.samples
+        device = x_states.device
         rows = x_states.select(torch.arange(n, device=device).repeat_interleave(k))
         cols = []
         for i, (probs, weight) in enumerate(zip(self.goal_probabilities, self.total_weights, strict=True)):
@@ -295,7 +295,7 @@ class XHAllGoalsTarget:
 
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
         x_states = data.x_states
-        device = x_states.features.device
+        device = x_states.device
         return torch.stack(
             [
                 T.x_h_from_v(

@@ -88,7 +88,7 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
     """Featurizer, networks and learner for one world and config."""
     device = resolve_device(cfg.device)
     world = setup.world
-    featurizer = Featurizer(setup.state_encoder, device)
+    featurizer = Featurizer(setup.state_encoder, device, fast=cfg.train_step == "fast")
     goal_features = {
         i: enc.encode(list(world.goal_set(h).goals))
         for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))

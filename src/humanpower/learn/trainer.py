@@ -12,6 +12,7 @@ The asynchronous wiring (``learn/distributed``) reuses the same Actor and Learne
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import signal
 import threading
@@ -34,8 +35,10 @@ from humanpower.learn.evaluate import LearnedModel, compare_with_exact
 from humanpower.learn.learner import Learner
 from humanpower.learn.networks import build_networks
 from humanpower.learn.runlog import RunLogger
-from humanpower.learn.schedules import beta_r_at, epsilon_at, lr_at
+from humanpower.learn.schedules import beta_r_at, beta_r_shortfall, epsilon_at, lr_at, warmup_shortfall
 from humanpower.worlds.protocol import SimulatorModel, State
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -192,6 +195,7 @@ class SyncTrainer:
         cfg, learner, actor = self.cfg, self.learner, self.actor
         self._open_run(resume)
         budget = cfg.num_episodes * self.episode_len
+        warn_short_warmup(cfg, budget)
         logger = RunLogger(self.run.root if self.run else None, budget, self.total_steps, self.progress)
         stop = _StopFlag()
         window: dict[str, list[float]] = {}
@@ -235,6 +239,7 @@ class SyncTrainer:
             if not interrupted:
                 self._write_rollout(model)
             self.run.write_status(status="interrupted" if interrupted else "finished", episode=self.episode)
+        record_final_beta_r(cfg, self.total_steps, self.run)
         return TrainResult(model, self.metrics, self.run.root if self.run else None, interrupted)
 
     def _metrics_row(
@@ -295,6 +300,24 @@ def _postfix(row: dict[str, Any]) -> dict[str, str]:
     if "pi_r_rmse" in row:
         out["pi_rmse"] = f"{row['pi_r_rmse']:.3f}"
     return out
+
+
+def warn_short_warmup(cfg: Phase2Config, budget: int) -> None:
+    """Log one warning line at the start of a run whose ``budget`` env steps end before the warm-up does."""
+    note = warmup_shortfall(cfg, budget)
+    if note is not None:
+        log.warning("warning: %s", note)
+
+
+def record_final_beta_r(cfg: Phase2Config, total_steps: int, run: RunFolder | None) -> None:
+    """Record beta_r at the end of a run in run.json; log a warning if it is below nominal."""
+    note = beta_r_shortfall(cfg, total_steps)
+    if note is not None:
+        log.warning("warning: %s", note)
+    if run is not None:
+        run.write_status(
+            beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or ""
+        )
 
 
 def save_policy_only(model: LearnedModel, path: Path) -> None:

@@ -44,7 +44,14 @@ from humanpower.learn.distributed.ray_backend import RayActorPool, import_ray
 from humanpower.learn.distributed.scheduler import RequestScheduler
 from humanpower.learn.evaluate import LearnedModel
 from humanpower.learn.runlog import RunLogger
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult, _StopFlag
+from humanpower.learn.trainer import (
+    SyncTrainer,
+    TrainingSetup,
+    TrainResult,
+    _StopFlag,
+    record_final_beta_r,
+    warn_short_warmup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +177,7 @@ class AsyncTrainer(SyncTrainer):
         spec = self._spec()
         self._open_run(resume)
         budget = cfg.num_episodes * self.episode_len
+        warn_short_warmup(cfg, budget)
         self._crashes_before = len(self.crashes)
         scheduler = RequestScheduler(
             cfg.num_actors,
@@ -212,6 +220,7 @@ class AsyncTrainer(SyncTrainer):
             self.run.write_status(
                 status="interrupted" if interrupted else "finished", episode=self.episode, crashes=len(self.crashes)
             )
+        record_final_beta_r(cfg, self.total_steps, self.run)
         root = self.run.root if self.run else None
         return AsyncTrainResult(model, self.metrics, root, interrupted, list(self.crashes), discarded)
 

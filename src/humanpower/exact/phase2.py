@@ -33,7 +33,7 @@ from humanpower.errors import UserError
 from humanpower.exact.dag import StateDag, achieved_matrix
 from humanpower.exact.kernels import ProfileTables, level_chunks, row_expectation
 from humanpower.exact.phase1 import ExactHumanPrior
-from humanpower.exact.result import ExactSolution
+from humanpower.exact.result import POWER_LAW, ExactSolution
 from humanpower.goals import Goal
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
@@ -85,6 +85,24 @@ def solve_phase2(
     prior_name: str | None = None,
 ) -> ExactSolution:
     """Equations (4)-(9) at every reachable state of ``dag`` (see the module docs)."""
+    return backward_induction(world, dag, prior, params, prior_name=prior_name)
+
+
+def backward_induction(
+    world: WorldModel,
+    dag: StateDag,
+    prior: HumanPolicyPrior,
+    params: TheoryParams,
+    robot_policy: FloatArray | None = None,
+    prior_name: str | None = None,
+    policy_name: str = POWER_LAW,
+) -> ExactSolution:
+    """The level loop shared by the solver and the policy evaluator.
+
+    With ``robot_policy`` None, pi_r is the power law (5) of the Q_r just computed (the solver). Otherwise it
+    is the given (N, A_r) table (rows indexed by state id, read at non-terminal states only): equations (4) and
+    (6)-(9) then give the values *of that policy* (:func:`humanpower.exact.evaluate.evaluate_policy`).
+    """
     t0 = time.perf_counter()
     humans = world.humans
     a = world.num_actions
@@ -101,6 +119,8 @@ def solve_phase2(
 
     q_r = np.full((n, a_r), np.nan)
     pi_r = np.full((n, a_r), 1.0 / a_r)
+    if robot_policy is not None and robot_policy.shape != (n, a_r):
+        raise ValueError(f"robot policy table: shape {robot_policy.shape}, expected {(n, a_r)}")
     v_r = np.zeros(n)
     u_r = np.full(n, np.nan)
     x_h = np.zeros((n, n_h))
@@ -127,7 +147,7 @@ def solve_phase2(
             w_all = np.prod(factors, axis=0) if n_h > 1 else factors[0]
             ev_r = row_expectation(dag, r0, r1, v_r)[local_rows]  # (n, P)
             q = gamma_r * ((w_all * ev_r) @ onehot)  # (4)
-            p_r = power_law_policy(q, params.beta_r)  # (5)
+            p_r = power_law_policy(q, params.beta_r) if robot_policy is None else robot_policy[ids]  # (5)
             q_r[ids] = q
             pi_r[ids] = p_r
             robot_factor = p_r[:, tables.robot_flat]  # (n, P)
@@ -177,4 +197,6 @@ def solve_phase2(
         human_prior=prior_name or type(prior).__name__,
         timings={"phase2": time.perf_counter() - t0},
         prior=prior,
+        dag=dag,
+        robot_policy=policy_name,
     )

@@ -21,7 +21,8 @@ from humanpower.exact import (
     solve,
     visit_probabilities,
 )
-from humanpower.exact.evaluate import weighted_rmse
+from humanpower.exact.evaluate import tabulated, weighted_rmse
+from humanpower.exact.phase2 import TabulatedPrior
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.params import TheoryParams
 from humanpower.worlds.protocol import State, WorldModel, compose_joint_action
@@ -225,3 +226,22 @@ def test_batch_policies_and_weighted_rmse() -> None:
     b = np.array([[0.0, 1.0], [0.5, 0.5]])
     assert weighted_rmse(a, b, np.array([1.0, 3.0])) == pytest.approx(0.5)
     assert weighted_rmse(a, b, np.array([0.0, 1.0])) == 0.0
+
+
+def test_a_tabulated_prior_gives_the_same_values() -> None:
+    """A prior of another DAG is asked per state; its table over this DAG gives identical values."""
+    world = random_tabular_world(9, num_nodes=5, num_humans=2, num_robots=1, num_actions=2, max_steps=3)
+    sol = solve(world)
+    assert sol.prior is not None
+    other_dag = build_dag(world, progress=False)
+    per_state_prior = solve(world, dag=other_dag).prior  # an ExactHumanPrior of another DAG: no fast path
+    assert per_state_prior is not None
+    table = tabulated(world, sol.dag, per_state_prior)  # type: ignore[arg-type]
+    assert isinstance(table, TabulatedPrior) and tabulated(world, sol.dag, table) is table  # type: ignore[arg-type]
+    slow = evaluate_policy(world, "uniform", per_state_prior, sol.params, sol.dag)
+    fast = evaluate_policy(world, "uniform", table, sol.params, sol.dag)
+    assert_same_values(fast, slow, atol=0.0)
+    s = sol.states[3]
+    g = world.goal_set(1).goals[1]
+    assert table.action_distribution(s, 1, g).tolist() == per_state_prior.action_distribution(s, 1, g).tolist()
+    assert table.marginal_distribution(s, 0).tolist() == per_state_prior.marginal_distribution(s, 0).tolist()

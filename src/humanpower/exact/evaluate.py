@@ -33,9 +33,11 @@ from numpy.typing import ArrayLike, NDArray
 from humanpower.errors import UserError
 from humanpower.exact.dag import StateDag, achieved_matrix, build_dag
 from humanpower.exact.kernels import ProfileTables, level_chunks
-from humanpower.exact.phase2 import backward_induction, prior_table
+from humanpower.exact.phase1 import ExactHumanPrior
+from humanpower.exact.phase2 import TabulatedPrior, backward_induction, prior_table
 from humanpower.exact.result import ExactSolution
 from humanpower.humans.protocol import HumanPolicyPrior
+from humanpower.humans.uniform import UniformPrior
 from humanpower.params import TheoryParams
 from humanpower.worlds.protocol import State, WorldModel
 
@@ -123,6 +125,16 @@ def policy_table(dag: StateDag, num_actions_r: int, policy: RobotPolicySpec) -> 
             f"robot policy: row of state {dag.states[sid]!r} is not a probability vector ({table[sid].tolist()})"
         )
     return table
+
+
+def tabulated(world: WorldModel, dag: StateDag, prior: HumanPolicyPrior) -> HumanPolicyPrior:
+    """``prior`` itself when it already is a table over ``dag`` (or uniform), else a :class:`TabulatedPrior`:
+    call this once before evaluating several policies with a slow prior (e.g. the heuristic one)."""
+    if isinstance(prior, ExactHumanPrior | TabulatedPrior) and prior.dag is dag:
+        return prior
+    if isinstance(prior, UniformPrior):
+        return prior
+    return TabulatedPrior(world, dag, prior)
 
 
 def evaluate_policy(
@@ -255,6 +267,7 @@ __all__ = [
     "goal_reach",
     "num_robot_actions",
     "policy_table",
+    "tabulated",
     "visit_probabilities",
     "weighted_rmse",
 ]

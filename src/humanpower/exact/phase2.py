@@ -24,6 +24,7 @@ A non-terminal state where some human has X_h = 0 raises :class:`UserError` nami
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,13 +54,14 @@ def prior_table(
 ) -> tuple[FloatArray, FloatArray]:
     """pi_h(s, g) as an (n, G_h, A) array and the goal-marginal (n, A) for the states ``ids``.
 
-    The exact prior of the same DAG and the uniform prior are read without per-state calls; any other prior
-    is asked once per (state, goal). The marginal is sum_g w(g) pi_h(s, g) with normalised weights.
+    The exact prior or a :class:`TabulatedPrior` of the same DAG and the uniform prior are read without
+    per-state calls; any other prior is asked once per (state, goal). The marginal is sum_g w(g) pi_h(s, g)
+    with normalised weights.
     """
     goal_set = world.goal_set(human)
     probs = goal_set.probabilities
     a = world.num_actions
-    if isinstance(prior, ExactHumanPrior) and prior.dag is dag:
+    if isinstance(prior, ExactHumanPrior | TabulatedPrior) and prior.dag is dag:
         hi = world.humans.index(human)
         return prior.pi[hi][ids], prior.marginal[hi][ids]
     if isinstance(prior, UniformPrior):
@@ -75,6 +77,40 @@ def prior_table(
             for gi, g in enumerate(goals):
                 pi[k, gi] = prior.action_distribution(s, human, g)
     return pi, np.einsum("nga,g->na", pi, probs)
+
+
+class TabulatedPrior:
+    """Any human prior tabulated over every state of one DAG (implements ``HumanPolicyPrior``).
+
+    Asks ``prior`` once per (state, goal); afterwards :func:`prior_table` reads the tables, so repeated
+    evaluations on the same DAG (e.g. several robot policies) pay for a slow prior only once.
+    Attributes ``pi`` (per human (N, G_h, A)) and ``marginal`` (per human (N, A)) as in ``ExactHumanPrior``.
+    """
+
+    def __init__(self, world: WorldModel, dag: StateDag, prior: HumanPolicyPrior) -> None:
+        self.world = world
+        self.dag = dag
+        self.name = f"tabulated {type(prior).__name__}"
+        ids = np.arange(dag.num_states, dtype=np.int64)
+        tables = [prior_table(world, dag, prior, ids, h, achieved_matrix(world, dag, h)) for h in world.humans]
+        self.pi = [t[0] for t in tables]
+        self.marginal = [t[1] for t in tables]
+
+    def _ids(self, state: Hashable, human: int) -> tuple[int, int]:
+        sid = self.dag.index.get(state)
+        if sid is None:
+            raise KeyError(f"state {state!r} is not a reachable state of the tabulated world")
+        return sid, self.world.humans.index(human)
+
+    def action_distribution(self, state: Hashable, human: int, goal: Goal) -> FloatArray:
+        sid, hi = self._ids(state, human)
+        out: FloatArray = self.pi[hi][sid, self.world.goal_set(human).index(goal)].copy()
+        return out
+
+    def marginal_distribution(self, state: Hashable, human: int) -> FloatArray:
+        sid, hi = self._ids(state, human)
+        out: FloatArray = self.marginal[hi][sid].copy()
+        return out
 
 
 def solve_phase2(

@@ -19,7 +19,7 @@ import torch
 
 from humanpower.errors import UserError
 from humanpower.exact import ExactSolution, evaluate_policy, goal_reach, visit_probabilities
-from humanpower.exact.evaluate import RobotPolicySpec, num_robot_actions, policy_table, weighted_rmse
+from humanpower.exact.evaluate import RobotPolicySpec, num_robot_actions, policy_table, tabulated, weighted_rmse
 from humanpower.goals import GoalSet
 from humanpower.learn import targets as T
 from humanpower.learn.checkpoint import load_torch, save_torch
@@ -209,6 +209,7 @@ def policy_quality(policy: RobotPolicySpec, solution: ExactSolution, world: Worl
     if dag is None or prior is None:
         raise UserError("policy quality: the exact solution has no state DAG or prior (was it loaded from a file?)")
     params = solution.params
+    prior = tabulated(world, dag, prior)  # one pass over a slow prior instead of one per evaluation
     s0 = solution.state_id(world.initial_state())
     table = policy_table(dag, num_robot_actions(world), policy)  # evaluates a learned model once
     learned = evaluate_policy(world, table, prior, params, dag, name="policy")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -130,10 +131,12 @@ def auto_config(
 
     The env-step budget is, in order: ``num_episodes`` x min(``steps_per_episode``, horizon) when the overrides
     set ``num_episodes``; ``budget_env_steps``; else ``budget_minutes`` (default 10) converted with the
-    learner's measured speed (a few seconds of timing). Explicit ``overrides`` replace derived values.
+    learner's measured speed (a few seconds of timing); the time spent building the setup (exact prior and
+    reference solution) and timing comes off that budget. Explicit ``overrides`` replace derived values.
     """
-    from humanpower.learn.autoprobe import derive_for_budget, world_facts
+    from humanpower.learn.autoprobe import PROBE_SECONDS, derive_for_budget, world_facts
 
+    start = time.perf_counter()
     given = dict(overrides or {})
     if setup is None:
         setup = build_setup(world, _setup_config(given))
@@ -150,7 +153,9 @@ def auto_config(
         minutes = DEFAULT_BUDGET_MINUTES if budget_minutes is None else budget_minutes
         if minutes <= 0:
             raise ConfigError(f"--budget-minutes: must be > 0, got {minutes}")
-        auto, _ = derive_for_budget(setup, facts, 60.0 * minutes, base, networks)
+        # the budget covers the whole command: what setup took and the timing itself come off the loop's share
+        left = 60.0 * minutes - (time.perf_counter() - start) - PROBE_SECONDS
+        auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
     try:
         cfg = auto.config.replace(**given)
     except ConfigError as exc:

@@ -217,3 +217,18 @@ def test_complete_run_records_nominal_beta_r(tmp_path: Path, caplog: pytest.LogC
     assert not caplog.records
     status = RunFolder(tmp_path).read_status()
     assert status["warmup_complete"] is True and status["beta_r_final"] == cfg.beta_r and status["warning"] == ""
+
+
+def test_cli_reports_an_incomplete_warmup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from humanpower.cli.main import main
+
+    flags = [
+        f"--{k.replace('_', '-')}={str(v).lower()}"
+        for k, v in HORIZON_BUG.to_dict().items()
+        if v != getattr(Phase2Config(), k)
+    ]
+    assert (
+        main(["train", "trivial", "--config", "seed-defaults", "--out", str(tmp_path / "r"), "--no-progress", *flags])
+        == 0
+    )
+    assert "finished with the warm-up incomplete" in capsys.readouterr().out

@@ -76,7 +76,15 @@ def child_cpu_seconds() -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def train_run(world: str, backend: str, seed: int, budget_min: float, run_dir: Path, budget_flag: bool) -> dict[str, Any]:
+def _default_sigint() -> None:
+    """In the child: default SIGINT handling, even when this benchmark runs in the background (where a shell
+    makes SIGINT ignored, and the child would inherit that and could not be stopped like Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def train_run(
+    world: str, backend: str, seed: int, budget_min: float, run_dir: Path, budget_flag: bool
+) -> dict[str, Any]:
     """Run ``humanpower train`` in a child process within the budget; wall and CPU seconds, how it ended."""
     argv = [sys.executable, "-c", TRAIN_MAIN, "train", world, "--out", str(run_dir), "--no-progress"]
     argv += ["--seed", str(seed)]
@@ -85,7 +93,9 @@ def train_run(world: str, backend: str, seed: int, budget_min: float, run_dir: P
     if budget_flag:
         argv += ["--budget-minutes", str(budget_min)]
     cpu0, t0 = child_cpu_seconds(), time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint
+    )
     stopped = False
     try:
         output, _ = proc.communicate(timeout=budget_min * 60.0 + (SIGINT_GRACE_S if budget_flag else 0.0))
@@ -167,7 +177,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(head)
     for r in rows:
         if "error" in r:
-            print(f"{r['world']:<16} {r['backend']:<7} error: {r['error']}")
+            print(f"{r['world']:<16} {r['backend']:<7} error: {r['error']}: {' | '.join(r['output_tail'])}")
             continue
         bars = "-" if r["meets_bars"] is None else ("yes" if r["meets_bars"] else "no")
         print(

@@ -47,6 +47,24 @@ def test_train_then_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "goal_reach_rate",
     ):
         assert key in out, key
+    for key in (
+        "V_r_s0_policy",
+        "V_r_s0_uniform",
+        "policy_gap_closed",
+        "W_h_s0_policy",
+        "W_h_s0_exact",
+        "goal_reach_policy",
+        "goal_reach_exact",
+        "pi_r_rmse_on_policy",
+        "argmax_agreement_on_policy",
+        "discriminates",
+    ):
+        assert key in out, key
+    assert out["discriminates"] is True  # trivial: uniform V_r(s0) -8.50 vs exact -4.23
+    assert out["V_r_s0_uniform"] < out["V_r_s0_exact"] < 0 and out["V_r_s0_policy"] < 0
+    gap = (out["V_r_s0_policy"] - out["V_r_s0_uniform"]) / (out["V_r_s0_exact"] - out["V_r_s0_uniform"])
+    assert out["policy_gap_closed"] == pytest.approx(gap)
+    assert len(out["W_h_s0_policy"]) == len(out["goal_reach_exact"]) == 1
     assert out["states_compared"] == 892  # reachable non-terminal states of trivial
     assert len(out["W_h"]) == 1 and out["V_r_s0"] < 0 and out["V_r_s0_exact"] < 0
     assert (run / "eval" / "rollout.gif").is_file() and (run / "eval" / "learning_curves.png").is_file()

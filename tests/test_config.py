@@ -214,10 +214,10 @@ def test_markdown_cli() -> None:
     assert out.stdout == config_reference_markdown()
 
 
-@pytest.mark.parametrize("name", ["default", "trivial-tabular", "trivial-neural"])
+@pytest.mark.parametrize("name", ["seed-defaults", "trivial-tabular", "trivial-neural"])
 def test_shipped_configs_load(name: str) -> None:
     c = Phase2Config.from_yaml(ROOT / "configs" / f"{name}.yaml")
-    if name == "default":
+    if name == "seed-defaults":
         assert c == Phase2Config()
     else:
         assert c.steps_per_episode == 10

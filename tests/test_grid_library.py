@@ -22,11 +22,13 @@ from humanpower.worlds.grid.state import FORWARD, STILL
 from humanpower.worlds.protocol import WorldModel
 
 REQUIRED = {"trivial", "locked_in", "two_humans", "corridor", "unsteady", "large", "warehouse"}
+FIDELITY = {"two_robots": 3, "three_humans": 4, "rock_relay": 2, "blocked_exit": 2, "locked_in_large": 2}
+"""The worlds added for the fidelity suite (benchmarks/bench_fidelity.py) and their agent counts."""
 
 
 def test_every_bundled_world_loads() -> None:
     names = bundled_names()
-    assert set(names) >= REQUIRED and len(names) >= len(REQUIRED) + 1
+    assert set(names) >= REQUIRED | set(FIDELITY) and len(names) >= len(REQUIRED) + 1
     listed = dict(list_worlds())
     assert sorted(listed) == names
     for name in names:
@@ -166,3 +168,20 @@ def test_render_delegates_to_render_state(monkeypatch: pytest.MonkeyPatch) -> No
     w = load_world("trivial")
     assert w.render(scale=2).shape == (1, 1, 3)
     assert calls == [(w, w.initial_state(), {"scale": 2})]
+
+
+@pytest.mark.parametrize("name", sorted(FIDELITY))
+def test_fidelity_worlds_load_and_solve(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each new world loads with what its name promises and `humanpower solve` succeeds on it (at a short
+    horizon here, to keep the test fast; the fidelity suite solves the full horizon and checks that the world
+    discriminates between robot policies)."""
+    import json
+
+    from humanpower.cli.main import main
+
+    w = load_world(name)
+    assert w.num_agents == FIDELITY[name]
+    assert len(w.robots) == (2 if name == "two_robots" else 1) and len(w.humans) == (3 if name == "three_humans" else 1)
+    assert main(["solve", name, "--json", "--max-steps", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["states"] > 1 and out["V_r"] < 0

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from humanpower.api import build_setup
+from humanpower.learn.checkpoint import RunFolder
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.schedules import (
     StageTable,
     beta_r_at,
+    beta_r_shortfall,
+    env_step_budget,
+    episode_length,
     epsilon_at,
     grad_clip_at,
     linear_schedule,
     lr_at,
     sigmoid_ramp,
+    warmup_shortfall,
 )
+from humanpower.learn.trainer import SyncTrainer
+from humanpower.worlds.grid.library import load_world
 
 CFG = Phase2Config()  # warm-ups 10k, 10k, (10k), 10k, ramp 20k; 500k env steps
 CFG_UR = CFG.replace(u_r_use_network=True, v_r_use_network=True)
@@ -142,3 +152,83 @@ def test_grad_clip_scales_with_lr() -> None:
     assert grad_clip_at(lr, 3.0, 1e-3) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         grad_clip_at(1e-3, 1.0, 0.0)
+
+
+# --- the real env-step budget: episodes end at the world's horizon (issue 8's warm-up bug) -------------------
+
+HORIZON_BUG = Phase2Config(
+    num_episodes=30,
+    steps_per_episode=50,
+    warmup_v_h_e_steps=100,
+    warmup_x_h_steps=100,
+    warmup_q_r_steps=100,
+    beta_r_rampup_steps=100,
+    batch_size=16,
+    buffer_size=500,
+    hidden_dim=16,
+    log_every_episodes=10,
+    checkpoint_every_episodes=10,
+    rollout_gif=False,
+)
+"""Passes config validation (30 x 50 = 1,500 >= 400 warm-up env steps), but on trivial (horizon 10) the run has
+30 x 10 = 300 env steps."""
+
+
+def test_budget_uses_the_horizon() -> None:
+    assert episode_length(HORIZON_BUG, 10) == 10 and episode_length(HORIZON_BUG, 80) == 50
+    assert env_step_budget(HORIZON_BUG, 10) == 300
+    assert HORIZON_BUG.total_env_steps == 1_500  # what the config alone believes
+
+
+def test_warmup_shortfall_names_the_real_budget() -> None:
+    note = warmup_shortfall(HORIZON_BUG, env_step_budget(HORIZON_BUG, 10))
+    assert note is not None and "300 env steps" in note and "needs 400" in note and "stage 4" in note
+    assert warmup_shortfall(HORIZON_BUG, 400) is None
+    assert warmup_shortfall(HORIZON_BUG.replace(beta_r=0.0), 300) is None  # nothing to ramp
+
+
+def test_beta_r_shortfall_at_the_end() -> None:
+    assert beta_r_shortfall(HORIZON_BUG, 400) is None
+    note = beta_r_shortfall(HORIZON_BUG, 300)
+    assert note is not None and "300 env steps" in note and "below its nominal 10" in note
+
+
+def test_horizon_capped_run_warns_and_records_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 8 reproduction: the run ends at 300 env steps; it must say so at start and in run.json."""
+    world = load_world("trivial")
+    setup = build_setup(world, HORIZON_BUG, reference=False)
+    with caplog.at_level(logging.WARNING, logger="humanpower.learn.trainer"):
+        trainer = SyncTrainer(setup, HORIZON_BUG, tmp_path, progress=False)
+        trainer.train()
+    assert trainer.total_steps == 300
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("warm-up needs 400" in m for m in messages)  # at start
+    assert any("training stopped at 300 env steps" in m for m in messages)  # at the end
+    status = RunFolder(tmp_path).read_status()
+    assert status["status"] == "finished" and status["warmup_complete"] is False
+    assert 0.0 <= status["beta_r_final"] < HORIZON_BUG.beta_r and "below its nominal" in status["warning"]
+
+
+def test_complete_run_records_nominal_beta_r(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = HORIZON_BUG.replace(num_episodes=41)
+    setup = build_setup(load_world("trivial"), cfg, reference=False)
+    with caplog.at_level(logging.WARNING, logger="humanpower.learn.trainer"):
+        SyncTrainer(setup, cfg, tmp_path, progress=False).train()
+    assert not caplog.records
+    status = RunFolder(tmp_path).read_status()
+    assert status["warmup_complete"] is True and status["beta_r_final"] == cfg.beta_r and status["warning"] == ""
+
+
+def test_cli_reports_an_incomplete_warmup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from humanpower.cli.main import main
+
+    flags = [
+        f"--{k.replace('_', '-')}={str(v).lower()}"
+        for k, v in HORIZON_BUG.to_dict().items()
+        if v != getattr(Phase2Config(), k)
+    ]
+    assert (
+        main(["train", "trivial", "--config", "seed-defaults", "--out", str(tmp_path / "r"), "--no-progress", *flags])
+        == 0
+    )
+    assert "finished with the warm-up incomplete" in capsys.readouterr().out

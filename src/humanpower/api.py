@@ -3,7 +3,7 @@
     import humanpower as hp
     world = hp.load_world("trivial")
     exact = hp.solve(world)                                   # ExactSolution (small worlds)
-    result = hp.train(world, hp.Phase2Config(num_episodes=500), run_dir="runs/demo")
+    result = hp.train(world, run_dir="runs/demo", budget_minutes=3)  # config derived from the world (rule)
     result.model.distribution(world.initial_state())           # learned pi_r at s0
 
 This module is wiring (like the CLI): it picks the human prior, the encoders and, for small worlds, the exact
@@ -12,7 +12,9 @@ reference solution, then hands an environment-agnostic :class:`TrainingSetup` to
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,21 @@ from humanpower.exact.dag import StateDag
 from humanpower.humans.heuristic import HeuristicPrior
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
+from humanpower.learn.autoconfig import AutoConfig, derive_config
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
 from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
+from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.grid.state import GridState
 from humanpower.worlds.grid.world import GridWorld
 from humanpower.worlds.protocol import SimulatorModel, State
+
+DEFAULT_BUDGET_MINUTES = 10.0
+"""Training time the default configuration rule plans for when the user gives no budget."""
+
+SETUP_FIELDS = ("theory", "human_prior", "include_step_count", "seed", "device", "torch_threads")
+"""Config fields :func:`build_setup` and the throughput probe read (taken from the overrides before deriving)."""
 
 EXACT_STATE_LIMIT = 60_000
 """Worlds with at most this many reachable states are solved exactly when the prior is ``auto`` (Phase 1 prior
@@ -103,6 +113,56 @@ def build_setup(
     return TrainingSetup(world, prior, one_hot, goals, solution)
 
 
+def _setup_config(overrides: Mapping[str, Any]) -> Phase2Config:
+    """The defaults plus those overrides that :func:`build_setup` and the probe read (theory, prior, ...)."""
+    names = [f.name for f in dataclasses.fields(TheoryParams)] + list(SETUP_FIELDS[1:])
+    return Phase2Config.from_dict({name: overrides[name] for name in names if name in overrides}, "config")
+
+
+def auto_config(
+    world: SimulatorModel,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    budget_minutes: float | None = None,
+    budget_env_steps: int | None = None,
+    setup: TrainingSetup | None = None,
+) -> tuple[AutoConfig, TrainingSetup]:
+    """The default configuration rule (``learn/autoconfig.py``, docs/LEARNER.md) for ``world``, and its setup.
+
+    The env-step budget is, in order: ``num_episodes`` x min(``steps_per_episode``, horizon) when the overrides
+    set ``num_episodes``; ``budget_env_steps``; else ``budget_minutes`` (default 10) converted with the
+    learner's measured speed (a few seconds of timing); the time spent building the setup (exact prior and
+    reference solution) and timing comes off that budget. Explicit ``overrides`` replace derived values.
+    """
+    from humanpower.learn.autoprobe import PROBE_SECONDS, derive_for_budget, world_facts
+
+    start = time.perf_counter()
+    given = dict(overrides or {})
+    if setup is None:
+        setup = build_setup(world, _setup_config(given))
+    num_states = setup.reference.num_states if setup.reference is not None else None
+    facts = world_facts(world, num_states, seed=int(given.get("seed", 0)))
+    networks = str(given.get("networks", "neural"))
+    base = _setup_config(given)
+    if "num_episodes" in given:
+        per_episode = min(int(given.get("steps_per_episode", facts.horizon)), facts.horizon)
+        budget_env_steps = int(given["num_episodes"]) * per_episode
+    if budget_env_steps is not None:
+        auto = derive_config(facts, budget_env_steps, networks, base)
+    else:
+        minutes = DEFAULT_BUDGET_MINUTES if budget_minutes is None else budget_minutes
+        if minutes <= 0:
+            raise ConfigError(f"--budget-minutes: must be > 0, got {minutes}")
+        # the budget covers the whole command: what setup took and the timing itself come off the loop's share
+        left = 60.0 * minutes - (time.perf_counter() - start) - PROBE_SECONDS
+        auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
+    try:
+        cfg = auto.config.replace(**given)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (after applying explicit settings to the derived config)") from None
+    return AutoConfig(cfg, auto.env_steps, auto.warnings), setup
+
+
 def train(
     world: SimulatorModel | str,
     config: Phase2Config | Mapping[str, Any] | None = None,
@@ -110,8 +170,14 @@ def train(
     *,
     progress: bool = False,
     resume: bool = False,
+    budget_minutes: float | None = None,
+    setup: TrainingSetup | None = None,
 ) -> TrainResult:
     """Train the Phase 2 learner on ``world`` (a world object, bundled name or world-file path).
+
+    ``config``: a full :class:`Phase2Config`, or None / a mapping of explicit settings, in which case the config
+    is derived by the default rule (:func:`auto_config`, for ``budget_minutes``, default 10) and the mapping's
+    keys replace derived values. ``setup``: a prebuilt :func:`build_setup` result for this world and config.
 
     Returns a :class:`TrainResult` with the trained :class:`~humanpower.learn.evaluate.LearnedModel`, the metric
     rows and the run folder (when ``run_dir`` is given: config, metrics, TensorBoard logs, checkpoints, policy,
@@ -123,13 +189,13 @@ def train(
     (full disk, read-only) raises RunFolderWriteError naming the path, after marking the run ``failed``.
     """
     w = load_world(world) if isinstance(world, str) else world
-    if config is None:
-        cfg = Phase2Config()
-    elif isinstance(config, Phase2Config):
+    if isinstance(config, Phase2Config):
         cfg = config
     else:
-        cfg = Phase2Config.from_dict(dict(config), "config")
-    setup = build_setup(w, cfg)
+        auto, setup = auto_config(w, config, budget_minutes=budget_minutes, setup=setup)
+        cfg = auto.config
+    if setup is None:
+        setup = build_setup(w, cfg)
     root = Path(run_dir) if run_dir is not None else None
     if cfg.async_training:
         from humanpower.learn.distributed import AsyncTrainer
@@ -138,4 +204,4 @@ def train(
     return SyncTrainer(setup, cfg, root, progress=progress).train(resume=resume)
 
 
-__all__ = ["EXACT_STATE_LIMIT", "build_setup", "load_world", "solve", "train"]
+__all__ = ["DEFAULT_BUDGET_MINUTES", "EXACT_STATE_LIMIT", "auto_config", "build_setup", "load_world", "solve", "train"]

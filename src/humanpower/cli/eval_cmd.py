@@ -3,7 +3,10 @@
 Writes into ``RUN_DIR/eval/``: ``rollout.gif`` (or ``.mp4``) with per-step X_h and V_r in the caption and an X_h
 tint over the human's cell, ``learning_curves.png`` (losses and speeds over env steps) and, when the run logged
 exact comparisons, ``exact_errors.png`` (pi_r RMSE, argmax agreement, V_r(s0) error over env steps).
-``--json`` prints one JSON object and nothing else on stdout.
+``--json`` prints one JSON object and nothing else on stdout. For worlds solved exactly, the policy quality keys
+of :func:`humanpower.learn.evaluate.policy_quality` (exact V_r(s0) of the learned, exact and uniform robot,
+``policy_gap_closed``, W_h(s0) and goal reach per human, on-policy pi_r errors, ``discriminates``) join the
+learned-vs-exact errors.
 """
 
 from __future__ import annotations
@@ -78,13 +81,46 @@ def _plot(rows: list[dict[str, float]], keys: list[str], title: str, path: Path,
     return True
 
 
+def _print_exact_comparison(result: dict[str, Any], humans: list[int]) -> None:
+    """The learned-vs-exact lines of the table (keys of compare_with_exact and policy_quality)."""
+    print(
+        f"  V_r(s0) network = {result['V_r_s0']:.5f} vs exact {result['V_r_s0_exact']:.5f} "
+        f"(relative error {result['V_r_rel_error']:.2%})"
+    )
+    print(
+        f"  policy quality: exact V_r(s0) of the learned policy {result['V_r_s0_policy']:.5f}, exact policy "
+        f"{result['V_r_s0_exact']:.5f}, uniform {result['V_r_s0_uniform']:.5f}; "
+        f"gap closed {result['policy_gap_closed']:.3f}"
+    )
+    if not result["discriminates"]:
+        print(
+            "  note: the uniform robot is within 1% of the exact V_r(s0) here: this world does not discriminate "
+            "between policies (do not use it for accuracy bars)"
+        )
+    for i, h in enumerate(humans):
+        print(
+            f"  human {h}: W_h(s0) = {result['W_h_s0_policy'][i]:.3f} bits learned / "
+            f"{result['W_h_s0_exact'][i]:.3f} exact; goal reach {result['goal_reach_policy'][i]:.1%} learned / "
+            f"{result['goal_reach_exact'][i]:.1%} exact"
+        )
+    print(
+        f"  pi_r RMSE = {result['pi_r_rmse']:.4f} (uniform {result['uniform_pi_r_rmse']:.4f}), argmax agreement "
+        f"= {result['argmax_agreement']:.1%} over {result['states_compared']} reachable non-terminal states"
+    )
+    print(
+        f"  on-policy (states weighted by visit probability under the exact policy): pi_r RMSE = "
+        f"{result['pi_r_rmse_on_policy']:.4f} (uniform {result['uniform_pi_r_rmse_on_policy']:.4f}), argmax "
+        f"agreement = {result['argmax_agreement_on_policy']:.1%}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from humanpower.api import build_setup
     from humanpower.learn.checkpoint import RunFolder, newest_policy
     from humanpower.learn.config import Phase2Config
-    from humanpower.learn.evaluate import LearnedModel, compare_with_exact
+    from humanpower.learn.evaluate import LearnedModel, compare_with_exact, policy_quality
     from humanpower.learn.rollout import rollout_statistics, run_episode
     from humanpower.worlds.grid.library import load_world
     from humanpower.worlds.grid.render import render_state
@@ -114,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if setup.reference is not None:
         result.update(compare_with_exact(model, setup.reference))
         result["states_compared"] = int(result["states_compared"])
+        result.update(policy_quality(model, setup.reference, world))
 
     # Rollout video: caption with X_h / V_r, tint of the first human's X_h on its cell.
     world.reset(seed=args.seed)
@@ -154,13 +191,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
     if setup.reference is not None:
-        print(
-            f"  V_r(s0) exact   = {result['V_r_s0_exact']:.5f}  (relative error {result['V_r_rel_error']:.2%})"
-        )
-        print(
-            f"  pi_r RMSE = {result['pi_r_rmse']:.4f}, argmax agreement = {result['argmax_agreement']:.1%} "
-            f"over {result['states_compared']} reachable non-terminal states"
-        )
+        _print_exact_comparison(result, list(world.humans))
     for f in result["files"]:
         print(f"  wrote {folder.root / f}")
     return 0

@@ -1,13 +1,15 @@
 """``humanpower train [WORLD] [--config FILE] [--out DIR] [--resume RUN_DIR] [--key value ...]``.
 
 Every :class:`~humanpower.learn.config.Phase2Config` field is a flag (``--num-episodes 200``,
-``--networks tabular``, ``--device cuda``...). Without ``--config``, the bundled ``trivial-neural`` config is used
-for the ``trivial`` world and the config defaults (the seed's reference values) for any other world.
+``--networks tabular``, ``--device cuda``...). Without ``--config``, the config is derived from the world by the
+default configuration rule (``learn/autoconfig.py``, docs/LEARNER.md) for a training time of ``--budget-minutes``
+(default 10); explicit flags replace derived values. ``--config seed-defaults`` gives the seed's literal numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from humanpower.learn.config import Phase2Config, field_docs, parse_overrides
 from humanpower.learn.config_tools import format_default
 
 DEFAULT_WORLD = "trivial"
+DEFAULT_BUDGET_MINUTES = 10.0
+"""Equals :data:`humanpower.api.DEFAULT_BUDGET_MINUTES` (not imported: the CLI imports the API lazily)."""
 
 
 def bundled_configs_dir() -> Path:
@@ -24,11 +28,8 @@ def bundled_configs_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "configs"
 
 
-def resolve_config(spec: str | None, world_name: str) -> Phase2Config:
-    """A config from a YAML path or a bundled config name; None = the default for ``world_name``."""
-    if spec is None:
-        default = bundled_configs_dir() / f"{world_name}-neural.yaml"
-        return Phase2Config.from_yaml(default) if default.is_file() else Phase2Config()
+def resolve_config(spec: str) -> Phase2Config:
+    """A config from a YAML path or a bundled config name."""
     path = Path(spec)
     if not path.is_file():
         bundled = bundled_configs_dir() / f"{spec}.yaml"
@@ -57,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"bundled world name or world file (default: {DEFAULT_WORLD})",
     )
     p.add_argument("--config", metavar="FILE", help="YAML config file or bundled config name")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        metavar="M",
+        default=None,
+        help=f"without --config: training time the derived config plans for (default {DEFAULT_BUDGET_MINUTES:g}; "
+        "--num-episodes instead fixes the env steps)",
+    )
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<world>-<time>)")
     p.add_argument(
         "--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint"
@@ -95,12 +104,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from humanpower.api import train
+    from humanpower.api import auto_config, train
     from humanpower.learn.checkpoint import RunFolder, create_run_dir
+    from humanpower.learn.trainer import TrainingSetup
     from humanpower.worlds.grid.files import safe_name
     from humanpower.worlds.grid.library import load_world
 
     overrides = _overrides(args)
+    setup: TrainingSetup | None = None
+    if args.budget_minutes is not None and (args.config or args.resume):
+        raise UserError("--budget-minutes: only without --config and --resume (it sizes the derived config)")
     if args.resume:
         run_dir = Path(args.resume)
         folder = RunFolder(run_dir)
@@ -121,13 +134,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         world_name = args.world or DEFAULT_WORLD
         world = load_world(world_name)
-        cfg = resolve_config(args.config, Path(world_name).stem)
-        if overrides:
-            cfg = cfg.replace(**overrides)
+        if args.out:
+            out = Path(args.out)
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise UserError(f"{out}: exists and is not an empty folder (use --resume to continue a run)")
+        if args.config:
+            cfg = resolve_config(args.config).replace(**overrides)
+        else:
+            auto, setup = auto_config(world, overrides, budget_minutes=args.budget_minutes)
+            cfg = auto.config
+            print(f"humanpower train: derived config (docs/LEARNER.md): {auto.summary()}")
+            for line in auto.warnings:
+                print(f"humanpower train: warning: {line}", file=sys.stderr)
         if args.out:
             run_dir = Path(args.out)
-            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-                raise UserError(f"{run_dir}: exists and is not an empty folder (use --resume to continue a run)")
         else:  # a new folder, created atomically: two runs started in the same second get two folders
             run_dir = create_run_dir(Path("runs"), f"{safe_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(
@@ -135,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         f"{cfg.num_episodes} episodes, run folder {run_dir}",
         flush=True,
     )
-    result = train(world, cfg, run_dir, progress=not args.no_progress, resume=bool(args.resume))
+    result = train(world, cfg, run_dir, progress=not args.no_progress, resume=bool(args.resume), setup=setup)
     if result.already_finished:
         print(
             f"humanpower train: {run_dir} already finished its {cfg.num_episodes} episodes; nothing to do "
@@ -147,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         if result.interrupted
         else "finished"
     )
+    if not RunFolder(run_dir).read_status().get("warmup_complete", True):
+        status += f" with the warm-up incomplete (beta_r below its nominal {cfg.beta_r:g}; see run.json)"
     print(f"humanpower train: {status}; run folder {run_dir}")
     if result.metrics:
         last = result.metrics[-1]

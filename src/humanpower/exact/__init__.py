@@ -2,6 +2,7 @@
 
 ``solve(world)`` builds the DAG (:mod:`.dag`), computes the human prior (Phase 1, :mod:`.phase1`, or a
 heuristic / uniform prior) and then equations (4)-(9) (:mod:`.phase2`), returning an :class:`ExactSolution`.
+:func:`evaluate_policy` (:mod:`.evaluate`) gives the same values for any fixed robot policy.
 Environment-agnostic: works for any :class:`humanpower.worlds.protocol.WorldModel`.
 """
 
@@ -12,9 +13,17 @@ from typing import Literal
 
 from humanpower.errors import UserError
 from humanpower.exact.dag import BatchTransitionModel, StateDag, achieved_matrix, build_dag
+from humanpower.exact.evaluate import (
+    BatchRobotPolicy,
+    RobotPolicySpec,
+    evaluate_policy,
+    goal_reach,
+    policy_table,
+    visit_probabilities,
+)
 from humanpower.exact.phase1 import ExactHumanPrior, solve_phase1
 from humanpower.exact.phase2 import prior_table, solve_phase2
-from humanpower.exact.result import ExactSolution, TabularRobotPolicy
+from humanpower.exact.result import POWER_LAW, ExactSolution, TabularRobotPolicy
 from humanpower.exact.rollout import RolloutStep, hitting_probability, sample_rollout
 from humanpower.humans.heuristic import HeuristicPrior
 from humanpower.humans.protocol import GoalDistanceModel, HumanPolicyPrior
@@ -82,19 +91,26 @@ def solve(
 
 
 __all__ = [
+    "POWER_LAW",
+    "BatchRobotPolicy",
     "BatchTransitionModel",
     "ExactHumanPrior",
     "ExactSolution",
+    "RobotPolicySpec",
     "RolloutStep",
     "StateDag",
     "TabularRobotPolicy",
     "achieved_matrix",
     "build_dag",
+    "evaluate_policy",
+    "goal_reach",
     "hitting_probability",
     "make_prior",
+    "policy_table",
     "prior_table",
     "sample_rollout",
     "solve",
     "solve_phase1",
     "solve_phase2",
+    "visit_probabilities",
 ]

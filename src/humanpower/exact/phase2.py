@@ -24,6 +24,7 @@ A non-terminal state where some human has X_h = 0 raises :class:`UserError` nami
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,7 +34,7 @@ from humanpower.errors import UserError
 from humanpower.exact.dag import StateDag, achieved_matrix
 from humanpower.exact.kernels import ProfileTables, level_chunks, row_expectation
 from humanpower.exact.phase1 import ExactHumanPrior
-from humanpower.exact.result import ExactSolution
+from humanpower.exact.result import POWER_LAW, ExactSolution
 from humanpower.goals import Goal
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
@@ -53,13 +54,14 @@ def prior_table(
 ) -> tuple[FloatArray, FloatArray]:
     """pi_h(s, g) as an (n, G_h, A) array and the goal-marginal (n, A) for the states ``ids``.
 
-    The exact prior of the same DAG and the uniform prior are read without per-state calls; any other prior
-    is asked once per (state, goal). The marginal is sum_g w(g) pi_h(s, g) with normalised weights.
+    The exact prior or a :class:`TabulatedPrior` of the same DAG and the uniform prior are read without
+    per-state calls; any other prior is asked once per (state, goal). The marginal is sum_g w(g) pi_h(s, g)
+    with normalised weights.
     """
     goal_set = world.goal_set(human)
     probs = goal_set.probabilities
     a = world.num_actions
-    if isinstance(prior, ExactHumanPrior) and prior.dag is dag:
+    if isinstance(prior, ExactHumanPrior | TabulatedPrior) and prior.dag is dag:
         hi = world.humans.index(human)
         return prior.pi[hi][ids], prior.marginal[hi][ids]
     if isinstance(prior, UniformPrior):
@@ -77,6 +79,40 @@ def prior_table(
     return pi, np.einsum("nga,g->na", pi, probs)
 
 
+class TabulatedPrior:
+    """Any human prior tabulated over every state of one DAG (implements ``HumanPolicyPrior``).
+
+    Asks ``prior`` once per (state, goal); afterwards :func:`prior_table` reads the tables, so repeated
+    evaluations on the same DAG (e.g. several robot policies) pay for a slow prior only once.
+    Attributes ``pi`` (per human (N, G_h, A)) and ``marginal`` (per human (N, A)) as in ``ExactHumanPrior``.
+    """
+
+    def __init__(self, world: WorldModel, dag: StateDag, prior: HumanPolicyPrior) -> None:
+        self.world = world
+        self.dag = dag
+        self.name = f"tabulated {type(prior).__name__}"
+        ids = np.arange(dag.num_states, dtype=np.int64)
+        tables = [prior_table(world, dag, prior, ids, h, achieved_matrix(world, dag, h)) for h in world.humans]
+        self.pi = [t[0] for t in tables]
+        self.marginal = [t[1] for t in tables]
+
+    def _ids(self, state: Hashable, human: int) -> tuple[int, int]:
+        sid = self.dag.index.get(state)
+        if sid is None:
+            raise KeyError(f"state {state!r} is not a reachable state of the tabulated world")
+        return sid, self.world.humans.index(human)
+
+    def action_distribution(self, state: Hashable, human: int, goal: Goal) -> FloatArray:
+        sid, hi = self._ids(state, human)
+        out: FloatArray = self.pi[hi][sid, self.world.goal_set(human).index(goal)].copy()
+        return out
+
+    def marginal_distribution(self, state: Hashable, human: int) -> FloatArray:
+        sid, hi = self._ids(state, human)
+        out: FloatArray = self.marginal[hi][sid].copy()
+        return out
+
+
 def solve_phase2(
     world: WorldModel,
     dag: StateDag,
@@ -85,6 +121,24 @@ def solve_phase2(
     prior_name: str | None = None,
 ) -> ExactSolution:
     """Equations (4)-(9) at every reachable state of ``dag`` (see the module docs)."""
+    return backward_induction(world, dag, prior, params, prior_name=prior_name)
+
+
+def backward_induction(
+    world: WorldModel,
+    dag: StateDag,
+    prior: HumanPolicyPrior,
+    params: TheoryParams,
+    robot_policy: FloatArray | None = None,
+    prior_name: str | None = None,
+    policy_name: str = POWER_LAW,
+) -> ExactSolution:
+    """The level loop shared by the solver and the policy evaluator.
+
+    With ``robot_policy`` None, pi_r is the power law (5) of the Q_r just computed (the solver). Otherwise it
+    is the given (N, A_r) table (rows indexed by state id, read at non-terminal states only): equations (4) and
+    (6)-(9) then give the values *of that policy* (:func:`humanpower.exact.evaluate.evaluate_policy`).
+    """
     t0 = time.perf_counter()
     humans = world.humans
     a = world.num_actions
@@ -101,6 +155,8 @@ def solve_phase2(
 
     q_r = np.full((n, a_r), np.nan)
     pi_r = np.full((n, a_r), 1.0 / a_r)
+    if robot_policy is not None and robot_policy.shape != (n, a_r):
+        raise ValueError(f"robot policy table: shape {robot_policy.shape}, expected {(n, a_r)}")
     v_r = np.zeros(n)
     u_r = np.full(n, np.nan)
     x_h = np.zeros((n, n_h))
@@ -127,7 +183,7 @@ def solve_phase2(
             w_all = np.prod(factors, axis=0) if n_h > 1 else factors[0]
             ev_r = row_expectation(dag, r0, r1, v_r)[local_rows]  # (n, P)
             q = gamma_r * ((w_all * ev_r) @ onehot)  # (4)
-            p_r = power_law_policy(q, params.beta_r)  # (5)
+            p_r = power_law_policy(q, params.beta_r) if robot_policy is None else robot_policy[ids]  # (5)
             q_r[ids] = q
             pi_r[ids] = p_r
             robot_factor = p_r[:, tables.robot_flat]  # (n, P)
@@ -177,4 +233,6 @@ def solve_phase2(
         human_prior=prior_name or type(prior).__name__,
         timings={"phase2": time.perf_counter() - t0},
         prior=prior,
+        dag=dag,
+        robot_policy=policy_name,
     )

@@ -28,12 +28,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from humanpower.errors import CheckpointError
+from humanpower.exact.dag import StateDag
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.params import ParameterError, TheoryParams
 from humanpower.worlds.protocol import State, WorldModel
 
 FloatArray = NDArray[np.float64]
 FORMAT_VERSION = 1
+POWER_LAW = "power law (5)"
+"""``ExactSolution.robot_policy`` of the solver's own solution."""
 
 
 @dataclass
@@ -47,6 +50,9 @@ class ExactSolution:
         v_h_e: per human an (N, G_h) array of goal-reaching values V_h^e (0 at terminal states).
         terminal: (N,) mask; level_offsets: ids of each step level (see :class:`StateDag`).
         prior: the human prior used (not saved; None after ``load``).
+        dag: the state DAG the values were computed on (not saved; None after ``load``).
+        robot_policy: which robot policy the values belong to: ``POWER_LAW`` for the solver's pi_r (5), any
+            other name for a policy evaluated by :func:`humanpower.exact.evaluate.evaluate_policy`.
     """
 
     states: list[State]
@@ -68,6 +74,8 @@ class ExactSolution:
     human_prior: str
     timings: dict[str, float] = field(default_factory=dict)
     prior: HumanPolicyPrior | None = field(default=None, repr=False)
+    dag: StateDag | None = field(default=None, repr=False)
+    robot_policy: str = POWER_LAW
 
     @property
     def num_states(self) -> int:
@@ -118,6 +126,7 @@ class ExactSolution:
             "goal_names": self.goal_names,
             "params": self.params.to_dict(),
             "human_prior": self.human_prior,
+            "robot_policy": self.robot_policy,
             "timings": self.timings,
             "states_sha256": hashlib.sha256(blob).hexdigest(),
             "num_states": self.num_states,
@@ -177,6 +186,7 @@ class ExactSolution:
                 v_h_e=[arrays[f"v_h_e_{i}"] for i in range(n_h)],
                 params=TheoryParams(**meta["params"]),
                 human_prior=str(meta["human_prior"]),
+                robot_policy=str(meta.get("robot_policy", POWER_LAW)),
                 timings={k: float(v) for k, v in meta.get("timings", {}).items()},
             )
         except CheckpointError:

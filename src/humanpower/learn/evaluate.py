@@ -2,7 +2,10 @@
 
 :class:`LearnedModel` evaluates the networks in eval mode (no dropout) at any states: Q_r, the power-law policy
 at the nominal beta_r (no exploration), V_h^e, X_h, U_r and V_r by the same formulas the learner trains with.
-:func:`compare_with_exact` measures it against an exact solution over the reachable non-terminal states.
+:func:`compare_with_exact` measures it against an exact solution over the reachable non-terminal states;
+:func:`policy_quality` measures the learned *policy* itself: its exact values (V_r(s0), human power, goal
+reach) by :func:`humanpower.exact.evaluate_policy`, against the exact and the uniform robot, and pi_r errors
+weighted by the exact policy's state visit probabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from humanpower.errors import UserError
+from humanpower.exact import ExactSolution, evaluate_policy, goal_reach, visit_probabilities
+from humanpower.exact.evaluate import RobotPolicySpec, num_robot_actions, policy_table, tabulated, weighted_rmse
 from humanpower.goals import GoalSet
 from humanpower.learn import targets as T
 from humanpower.learn.checkpoint import POLICY_KIND, load_torch, save_torch
@@ -27,6 +33,9 @@ if TYPE_CHECKING:
     from humanpower.learn.learner import Learner
 
 EVAL_CHUNK = 4096
+DISCRIMINATION_THRESHOLD = 0.01
+"""A world discriminates between robot policies when the uniform robot's exact V_r(s0) differs from the exact
+solution's by more than this fraction of |V_r*(s0)|; otherwise any policy looks as good as the best one."""
 
 
 class LearnedModel:
@@ -84,6 +93,10 @@ class LearnedModel:
             for name, m in modules.items():
                 m.train(was[name])
         return {k: np.concatenate(v) for k, v in out.items()}
+
+    def distributions(self, states: Sequence[State]) -> np.ndarray:
+        """pi_r at ``states`` (rows), nominal beta_r: a :class:`humanpower.exact.evaluate.BatchRobotPolicy`."""
+        return self.evaluate(states)["pi_r"]
 
     def distribution(self, state: State) -> np.ndarray:
         """pi_r(state, .) at the nominal beta_r (no exploration)."""
@@ -160,8 +173,6 @@ def compare_with_exact(model: LearnedModel, solution: Any) -> dict[str, float]:
     learned = model.evaluate(states, with_v_h_e=True)
     pi_exact = np.asarray(solution.pi_r)[ids]
     pi = learned["pi_r"]
-    best = pi_exact.max(axis=1)
-    chosen = pi_exact[np.arange(len(ids)), pi.argmax(axis=1)]
     s0 = solution.state_id(model.world.initial_state())
     v0 = float(model.evaluate([model.world.initial_state()])["v_r"][0])
     v0_exact = float(np.asarray(solution.v_r)[s0])
@@ -174,7 +185,7 @@ def compare_with_exact(model: LearnedModel, solution: Any) -> dict[str, float]:
         "V_r_s0_exact": v0_exact,
         "V_r_rel_error": abs(v0 - v0_exact) / abs(v0_exact),
         "pi_r_rmse": float(np.sqrt(np.mean((pi - pi_exact) ** 2))),
-        "argmax_agreement": float(np.mean(chosen >= best - 1e-9)),
+        "argmax_agreement": float(np.mean(_agreement(pi, pi_exact))),
         "x_h_mae": float(np.abs(learned["x_h"] - np.asarray(solution.x_h)[ids]).mean()),
         "v_h_e_mae": float(np.mean(v_h_e_err)),
         "states_compared": float(len(ids)),
@@ -186,3 +197,52 @@ def uniform_policy_rmse(solution: Any) -> float:
     mask = ~np.asarray(solution.terminal, dtype=bool)
     pi_exact = np.asarray(solution.pi_r)[mask]
     return float(np.sqrt(np.mean((pi_exact - 1.0 / pi_exact.shape[1]) ** 2)))
+
+
+def _agreement(pi: np.ndarray, pi_exact: np.ndarray) -> np.ndarray:
+    """Per state: 1 where the most likely action of ``pi`` is a most likely exact action (ties within 1e-9)."""
+    chosen = pi_exact[np.arange(len(pi)), pi.argmax(axis=1)]
+    return (chosen >= pi_exact.max(axis=1) - 1e-9).astype(np.float64)
+
+
+def policy_quality(policy: RobotPolicySpec, solution: ExactSolution, world: WorldModel) -> dict[str, Any]:
+    """The exact quality of the robot policy ``policy`` (e.g. a :class:`LearnedModel`) on ``solution``'s DAG.
+
+    Keys: ``V_r_s0_policy`` / ``_exact`` / ``_uniform`` (exact V_r(s0) of the policy, the solver's pi_r and the
+    uniform robot); ``policy_gap_closed`` = (V_policy - V_uniform) / (V_exact - V_uniform) (1 for the exact
+    policy, 0 for the uniform one); ``W_h_s0_policy`` / ``_exact`` (per human, bits: log2 X_h(s0) under each
+    robot); ``goal_reach_policy`` / ``_exact`` (per human, :func:`humanpower.exact.goal_reach`);
+    ``pi_r_rmse_on_policy``, ``argmax_agreement_on_policy`` and ``uniform_pi_r_rmse_on_policy`` (non-terminal
+    states weighted by their visit probability under the exact policy); ``uniform_pi_r_rmse`` (all states
+    equally); ``discriminates`` (see :data:`DISCRIMINATION_THRESHOLD`).
+    """
+    dag, prior = solution.dag, solution.prior
+    if dag is None or prior is None:
+        raise UserError("policy quality: the exact solution has no state DAG or prior (was it loaded from a file?)")
+    params = solution.params
+    prior = tabulated(world, dag, prior)  # one pass over a slow prior instead of one per evaluation
+    s0 = solution.state_id(world.initial_state())
+    table = policy_table(dag, num_robot_actions(world), policy)  # evaluates a learned model once
+    learned = evaluate_policy(world, table, prior, params, dag, name="policy")
+    uniform = evaluate_policy(world, "uniform", prior, params, dag, name="uniform")
+    v_pol, v_ex, v_uni = float(learned.v_r[s0]), float(solution.v_r[s0]), float(uniform.v_r[s0])
+    live = np.flatnonzero(~solution.terminal)
+    weights = visit_probabilities(world, dag, prior, solution)[live]
+    pi, pi_ex = learned.pi_r[live], solution.pi_r[live]
+    uni = np.full_like(pi_ex, 1.0 / pi_ex.shape[1])
+    gap = v_ex - v_uni
+    return {
+        "V_r_s0_policy": v_pol,
+        "V_r_s0_exact": v_ex,
+        "V_r_s0_uniform": v_uni,
+        "policy_gap_closed": (v_pol - v_uni) / gap if gap != 0.0 else float("nan"),
+        "discriminates": bool(abs(gap) > DISCRIMINATION_THRESHOLD * abs(v_ex)),
+        "W_h_s0_policy": np.log2(learned.x_h[s0]).tolist(),
+        "W_h_s0_exact": np.log2(solution.x_h[s0]).tolist(),
+        "goal_reach_policy": goal_reach(world, dag, prior, table, params).tolist(),
+        "goal_reach_exact": goal_reach(world, dag, prior, solution, params).tolist(),
+        "pi_r_rmse_on_policy": weighted_rmse(pi, pi_ex, weights),
+        "argmax_agreement_on_policy": float(np.sum(weights * _agreement(pi, pi_ex)) / np.sum(weights)),
+        "uniform_pi_r_rmse": uniform_policy_rmse(solution),
+        "uniform_pi_r_rmse_on_policy": weighted_rmse(uni, pi_ex, weights),
+    }

@@ -179,3 +179,44 @@ def grad_clip_at(lr: float, grad_clip: float, reference_lr: float) -> float:
     if reference_lr <= 0:
         raise ValueError(f"reference_lr must be > 0, got {reference_lr}")
     return grad_clip * lr / reference_lr
+
+
+# --- the real env-step budget (episodes end at the world's horizon) ----------------------------------------
+
+
+def episode_length(cfg: Phase2Config, horizon: int) -> int:
+    """Env steps per episode: ``min(steps_per_episode, horizon)``.
+
+    The trainers cap every episode, exploring ones included, at this length (a normal episode ends at the
+    horizon; an exploring one jumps to a pool state there but still stops at the cap).
+    """
+    return min(cfg.steps_per_episode, horizon)
+
+
+def env_step_budget(cfg: Phase2Config, horizon: int) -> int:
+    """Env steps a run of ``cfg`` takes on a world with this horizon: num_episodes x :func:`episode_length`."""
+    return cfg.num_episodes * episode_length(cfg, horizon)
+
+
+def warmup_shortfall(cfg: Phase2Config, budget: int) -> str | None:
+    """A one-line warning when ``budget`` env steps end before beta_r reaches its nominal value, else None."""
+    if budget >= cfg.warmup_env_steps or cfg.beta_r == 0.0:
+        return None
+    table = StageTable.from_config(cfg)
+    return (
+        f"the run has {budget} env steps (num_episodes {cfg.num_episodes} x {budget // cfg.num_episodes} steps "
+        f"per episode, capped by the horizon) but the warm-up needs {cfg.warmup_env_steps}: it will end in stage "
+        f"{table.stage_at(budget)} with beta_r = {beta_r_at(budget, cfg):.3g} < {cfg.beta_r:g}"
+    )
+
+
+def beta_r_shortfall(cfg: Phase2Config, total_steps: int) -> str | None:
+    """A one-line note when a run stopped at ``total_steps`` with beta_r below nominal, else None."""
+    beta = beta_r_at(total_steps, cfg)
+    if beta >= cfg.beta_r:
+        return None
+    stage = StageTable.from_config(cfg).stage_at(total_steps)
+    return (
+        f"training stopped at {total_steps} env steps in warm-up stage {stage} with beta_r = {beta:.3g} below its "
+        f"nominal {cfg.beta_r:g} (warm-up needs {cfg.warmup_env_steps} env steps)"
+    )

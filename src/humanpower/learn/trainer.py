@@ -40,7 +40,7 @@ from humanpower.learn.learner import Learner
 from humanpower.learn.lifecycle import RunStart, StopRequest, below_done_error, write_failure
 from humanpower.learn.networks import build_networks
 from humanpower.learn.runlog import RunLogger, truncate_metrics
-from humanpower.learn.schedules import beta_r_at, epsilon_at, lr_at
+from humanpower.learn.schedules import beta_r_at, beta_r_shortfall, epsilon_at, lr_at, warmup_shortfall
 from humanpower.worlds.protocol import SimulatorModel, State
 
 log = logging.getLogger(__name__)
@@ -250,6 +250,7 @@ class SyncTrainer:
             if start.already_finished:
                 return self._result(LearnedModel.from_learner(self.learner, self.setup.world), already_finished=True)
             budget = self.cfg.num_episodes * self.episode_len
+            warn_short_warmup(self.cfg, budget)
             root = self.run.root if self.run else None
             logger = RunLogger(root, budget, self.total_steps, self.progress, purge_after=start.resumed_at)
             self._logger = logger
@@ -310,6 +311,8 @@ class SyncTrainer:
             self.run.write_status(
                 status="interrupted" if interrupted else "finished", episode=self.episode, **self._status_fields()
             )
+        if not interrupted:
+            record_final_beta_r(self.cfg, self.total_steps, self.run)
         return model
 
     def _result(
@@ -376,6 +379,24 @@ def _postfix(row: dict[str, Any]) -> dict[str, str]:
     if "pi_r_rmse" in row:
         out["pi_rmse"] = f"{row['pi_r_rmse']:.3f}"
     return out
+
+
+def warn_short_warmup(cfg: Phase2Config, budget: int) -> None:
+    """Log one warning line at the start of a run whose ``budget`` env steps end before the warm-up does."""
+    note = warmup_shortfall(cfg, budget)
+    if note is not None:
+        log.warning("warning: %s", note)
+
+
+def record_final_beta_r(cfg: Phase2Config, total_steps: int, run: RunFolder | None) -> None:
+    """Record beta_r at the end of a run in run.json; log a warning if it is below nominal."""
+    note = beta_r_shortfall(cfg, total_steps)
+    if note is not None:
+        log.warning("warning: %s", note)
+    if run is not None:
+        run.write_status(
+            beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or ""
+        )
 
 
 def save_policy_only(model: LearnedModel, path: Path) -> None:

@@ -51,3 +51,21 @@ def test_non_grid_goal_is_refused() -> None:
     w = load_world("trivial")
     with pytest.raises(TypeError):
         GridDistances(w).action_distances(w.initial_state(), 1, StateSetGoal("x", frozenset()))
+
+
+def test_distance_cache_is_bounded_and_evicts_least_recently_used() -> None:
+    w = load_world("trivial")
+    st = w.statics
+    table_bytes = st.height * st.width * 4 * 8
+    d = GridDistances(w, cache_bytes=2 * table_bytes)  # room for two tables
+    assert d.max_tables == 2
+    fresh = GridDistances(w)
+    s, h = w.initial_state(), w.humans[0]
+    goals = [RectGoal(h, x, 1, x, 1) for x in (2, 3, 4)]
+    for g in goals + goals[:1] + goals[::-1]:
+        assert list(d.action_distances(s, h, g)) == list(fresh.action_distances(s, h, g))
+        assert len(d._tables) <= 2
+    d.distance_table(goals[0], ())  # the most recently used survives the next insertion
+    d.distance_table(goals[1], ())
+    d.distance_table(goals[2], ())
+    assert [k[0] for k in d._tables] == [goals[1].rect, goals[2].rect]

@@ -3,12 +3,13 @@
 :class:`GridDistances` implements :class:`humanpower.humans.protocol.GoalDistanceModel`. Distances count
 steps of one agent moving alone (a turn is one step, a move forward is one step), ignoring other agents and
 movable objects (rocks, blocks, keys); walls, lava and closed or locked doors block. They are computed once
-per (goal, door states) by a backward breadth-first search over poses (x, y, direction) and cached.
+per (goal, door states) by a backward breadth-first search over poses (x, y, direction) and kept in a
+least-recently-used cache of bounded size (:data:`CACHE_BYTES`).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 
 import numpy as np
@@ -23,6 +24,10 @@ from humanpower.worlds.grid.world import GridWorld
 FloatArray = NDArray[np.float64]
 
 
+CACHE_BYTES = 256_000_000
+"""Memory the distance tables of one :class:`GridDistances` may hold (bytes); see ``GridDistances.max_tables``."""
+
+
 class GridDistances:
     """Per-action shortest-path distances (in steps) from where an action leads to a RectGoal.
 
@@ -34,18 +39,27 @@ class GridDistances:
     distance (0 or ``inf``) for every action.
     """
 
-    def __init__(self, world: GridWorld) -> None:
+    def __init__(self, world: GridWorld, cache_bytes: int = CACHE_BYTES) -> None:
         self.world = world
-        self._tables: dict[tuple[Rect, tuple[int, ...]], FloatArray] = {}
+        st = world.statics
+        table_bytes = st.height * st.width * 4 * np.dtype(np.float64).itemsize
+        self.max_tables = max(1, cache_bytes // table_bytes)
+        """Most distance tables kept (least recently used evicted): memory stays within ``cache_bytes`` however
+        many goals and door states a world has (a 200x200 world has ~40,000 goals of 1.28 MB tables each)."""
+        self._tables: OrderedDict[tuple[Rect, tuple[int, ...]], FloatArray] = OrderedDict()
 
     def distance_table(self, goal: RectGoal, doors: tuple[int, ...]) -> FloatArray:
-        """Distances to ``goal`` from every pose, shape (height, width, 4) indexed [y, x, dir] (cached)."""
+        """Distances to ``goal`` from every pose, shape (height, width, 4) indexed [y, x, dir] (LRU-cached)."""
         key = (goal.rect, doors)
         table = self._tables.get(key)
         if table is None:
             table = self._bfs(goal, doors)
             table.setflags(write=False)
             self._tables[key] = table
+            if len(self._tables) > self.max_tables:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(key)
         return table
 
     def _walkable(self, doors: tuple[int, ...]) -> NDArray[np.bool_]:

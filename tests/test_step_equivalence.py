@@ -20,23 +20,7 @@ from humanpower.learn.learner import Learner
 from humanpower.learn.replay import Transition
 from humanpower.learn.trainer import make_learner
 from humanpower.worlds.grid.library import load_world
-
-SMALL = dict(
-    batch_size=16,
-    buffer_size=400,
-    hidden_dim=16,
-    dropout=0.5,
-    human_prior="uniform",
-    warmup_v_h_e_steps=5,
-    warmup_x_h_steps=5,
-    warmup_q_r_steps=5,
-    beta_r_rampup_steps=5,
-    target_update_interval_q_r=2,
-    target_update_interval_v_h_e=3,
-    target_update_interval_x_h=2,
-    target_update_interval_u_r=2,
-    target_update_interval_v_r=3,
-)
+from test_learner_step import SMALL
 
 
 def transitions(world_name: str, n: int) -> list[Transition]:

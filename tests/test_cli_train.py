@@ -68,6 +68,13 @@ def test_train_then_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert out["states_compared"] == 892  # reachable non-terminal states of trivial
     assert len(out["W_h"]) == 1 and out["V_r_s0"] < 0 and out["V_r_s0_exact"] < 0
     assert (run / "eval" / "rollout.gif").is_file() and (run / "eval" / "learning_curves.png").is_file()
+    # prior fidelity: the run's prior (auto = exact here) and the heuristic one against exact Phase 1
+    for prefix in ("prior_tv", "heuristic_prior_tv"):
+        for suffix in ("mean", "p95", "mean_on_policy", "p95_on_policy", "mean_per_human", "pairs"):
+            assert f"{prefix}_{suffix}" in out, f"{prefix}_{suffix}"
+    assert out["human_prior"] == "auto" and out["prior_tv_mean"] == out["prior_tv_p95_on_policy"] == 0.0
+    assert 0.0 < out["heuristic_prior_tv_mean"] <= out["heuristic_prior_tv_p95"] <= 1.0
+    assert out["heuristic_prior_tv_pairs"] == 4460 and len(out["heuristic_prior_tv_mean_per_human"]) == 1
 
 
 def test_train_tabular_backend_flag(tmp_path: Path) -> None:

@@ -6,7 +6,13 @@ exact comparisons, ``exact_errors.png`` (pi_r RMSE, argmax agreement, V_r(s0) er
 ``--json`` prints one JSON object and nothing else on stdout. For worlds solved exactly, the policy quality keys
 of :func:`humanpower.learn.evaluate.policy_quality` (exact V_r(s0) of the learned, exact and uniform robot,
 ``policy_gap_closed``, W_h(s0) and goal reach per human, on-policy pi_r errors, ``discriminates``) join the
-learned-vs-exact errors.
+learned-vs-exact errors, and so do the prior-fidelity keys (``prior_tv_*`` for the run's human prior,
+``heuristic_prior_tv_*`` for the heuristic one; :mod:`humanpower.exact.prior_fidelity`).
+
+The exact reference is always the exact solution *with the exact Phase 1 prior*, whatever prior the run trained
+with (heuristic, uniform, learned): a policy is judged by what it achieves for the humans the equations
+describe. It exists where the state DAG fits (at most ``EXACT_STATE_LIMIT`` states, or the DAG the run's exact
+prior was solved on).
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from humanpower.errors import UserError
+
+if TYPE_CHECKING:
+    from humanpower.exact import ExactSolution
+    from humanpower.humans.protocol import HumanPolicyPrior
+    from humanpower.params import TheoryParams
+    from humanpower.worlds.grid.world import GridWorld
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `humanpower train`")
     p.add_argument("--episodes", type=int, default=50, help="rollouts for the statistics (default 50)")
-    p.add_argument(
-        "--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)"
-    )
+    p.add_argument("--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)")
     p.add_argument("--seed", type=int, default=0, help="rollout seed (default 0)")
     p.add_argument("--no-exact", action="store_true", help="skip the exact solver even for small worlds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -114,6 +124,54 @@ def _print_exact_comparison(result: dict[str, Any], humans: list[int]) -> None:
     )
 
 
+def _print_prior_fidelity(result: dict[str, Any]) -> None:
+    """The prior-fidelity lines of the table (keys of ``PriorFidelity.as_dict``)."""
+    for prefix, label in (("prior_tv", f"run's prior ({result['human_prior']})"), ("heuristic_prior_tv", "heuristic")):
+        print(
+            f"  human prior vs exact Phase 1, {label}: TV mean {result[prefix + '_mean']:.4f}, p95 "
+            f"{result[prefix + '_p95']:.4f}; on-policy mean {result[prefix + '_mean_on_policy']:.4f}, p95 "
+            f"{result[prefix + '_p95_on_policy']:.4f} over {result[prefix + '_pairs']} reachable (state, goal) pairs"
+        )
+
+
+def exact_reference(world: GridWorld, theory: TheoryParams, prior: HumanPolicyPrior) -> ExactSolution | None:
+    """The exact solution with the exact Phase 1 prior, or None when the state DAG does not fit.
+
+    The DAG of ``prior`` when it is an exact prior (the run solved it), else one of at most
+    ``EXACT_STATE_LIMIT`` states; Phase 1 is reused from an exact ``prior``.
+    """
+    from humanpower.api import EXACT_STATE_LIMIT
+    from humanpower.exact import build_dag
+    from humanpower.exact.phase1 import ExactHumanPrior
+    from humanpower.exact.prior_fidelity import exact_prior_solution
+
+    if isinstance(prior, ExactHumanPrior):
+        dag = prior.dag
+    else:
+        try:
+            dag = build_dag(world, max_states=EXACT_STATE_LIMIT, progress=False)
+        except UserError:  # more reachable states than the limit: no exact reference, as for training
+            return None
+    return exact_prior_solution(world, dag, theory, prior)
+
+
+def prior_fidelity(
+    world: GridWorld, theory: TheoryParams, prior: HumanPolicyPrior, reference: ExactSolution
+) -> dict[str, Any]:
+    """TV distance to the exact prior of ``reference`` of the run's ``prior`` (``prior_tv_*``) and of the heuristic
+    prior (``heuristic_prior_tv_*``); :meth:`humanpower.exact.prior_fidelity.PriorFidelity.as_dict`."""
+    from humanpower.exact.prior_fidelity import FidelityReference
+    from humanpower.humans.heuristic import HeuristicPrior
+    from humanpower.worlds.grid.distances import GridDistances
+
+    fidelity = FidelityReference.from_solution(world, reference)
+    heuristic = HeuristicPrior(world, GridDistances(world), theory.beta_h, theory.nu_h)
+    out: dict[str, Any] = {}
+    out.update(fidelity.measure(prior).as_dict("prior_tv"))
+    out.update(fidelity.measure(heuristic).as_dict("heuristic_prior_tv"))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -135,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"humanpower eval: {source.note}", file=sys.stderr)
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(str(folder.world_path))
-    setup = build_setup(world, cfg, reference=not args.no_exact)
+    setup = build_setup(world, cfg, reference=False)  # the reference below uses the exact prior, not the run's
+    reference = None if args.no_exact else exact_reference(world, cfg.theory(), setup.prior)
     model = LearnedModel.from_policy(source.policy, source.path, world, setup.state_encoder, setup.goal_encoders)
 
     out_dir = folder.root / "eval"
@@ -147,10 +206,12 @@ def run(args: argparse.Namespace) -> int:
         "goal_reach_rate": stats["goal_reach_rate"],
         "episodes": args.episodes,
     }
-    if setup.reference is not None:
-        result.update(compare_with_exact(model, setup.reference))
+    if reference is not None:
+        result.update(compare_with_exact(model, reference))
         result["states_compared"] = int(result["states_compared"])
-        result.update(policy_quality(model, setup.reference, world))
+        result.update(policy_quality(model, reference, world))
+        result["human_prior"] = cfg.human_prior
+        result.update(prior_fidelity(world, cfg.theory(), setup.prior, reference))
 
     # Rollout video: caption with X_h / V_r, tint of the first human's X_h on its cell.
     world.reset(seed=args.seed)
@@ -186,12 +247,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {folder.root}  world {world.name}  ({args.episodes} rollouts)")
     for i, h in enumerate(world.humans):
-        print(
-            f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}"
-        )
+        print(f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}")
     print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
-    if setup.reference is not None:
+    if reference is not None:
         _print_exact_comparison(result, list(world.humans))
+        _print_prior_fidelity(result)
     for f in result["files"]:
         print(f"  wrote {folder.root / f}")
     return 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from humanpower.goals import Goal
+from humanpower.worlds.protocol import State
 
 FloatArray = NDArray[np.float64]
 
@@ -29,6 +30,18 @@ class HumanPolicyPrior(Protocol):
 
 
 @runtime_checkable
+class BatchHumanPolicyPrior(Protocol):
+    """A human prior that gives pi_h(s, g) for many states and every goal of one human in one call.
+
+    ``action_distributions(states, human)`` is the (len(states), G_h, A) array whose entry [i, k] equals
+    ``action_distribution(states[i], human, goals[k])`` with ``goals = world.goal_set(human).goals`` (the goal
+    order of :class:`humanpower.exact.phase1.ExactHumanPrior`); ``human`` is an agent index.
+    """
+
+    def action_distributions(self, states: Sequence[State], human: int) -> FloatArray: ...
+
+
+@runtime_checkable
 class GoalDistanceModel(Protocol):
     """World-specific distances used by the heuristic Boltzmann prior.
 
@@ -37,3 +50,14 @@ class GoalDistanceModel(Protocol):
     """
 
     def action_distances(self, state: Hashable, human: int, goal: Goal) -> FloatArray: ...
+
+
+@runtime_checkable
+class BatchGoalDistanceModel(Protocol):
+    """A :class:`GoalDistanceModel` that also answers for many states and every goal of one human at once.
+
+    ``goal_action_distances(states, human)`` is the (len(states), G_h, A) array whose entry [i, k] equals
+    ``action_distances(states[i], human, goals[k])`` with ``goals = world.goal_set(human).goals``.
+    """
+
+    def goal_action_distances(self, states: Sequence[State], human: int) -> FloatArray: ...

@@ -4,7 +4,7 @@ worlds, measured against the exact solver by the exact value of the learned *pol
 Usage::
 
     python benchmarks/bench_fidelity.py [--worlds trivial locked_in ...] [--backend neural|tabular|both]
-                                        [--budget-minutes 15] [--seed 0] [--json]
+                                        [--budget-minutes 15] [--seed 0] [--human-prior NAME] [--json]
 
 For every (world, backend) the suite runs ``humanpower train WORLD --out DIR --no-progress --seed SEED`` (plus
 ``--networks tabular`` for the tabular backend) as a child process: exactly what a user gets without
@@ -12,8 +12,9 @@ For every (world, backend) the suite runs ``humanpower train WORLD --out DIR --n
 has a ``--budget-minutes`` option the budget is passed to it; otherwise the run is stopped like Ctrl-C
 (SIGINT: it finishes the current step and saves its policy) once the budget of wall time has passed. Then:
 
-- the exact reference is solved with the human prior the run trained with (``humanpower.api.build_setup`` on the
-  run's config: Phase 1 for worlds of at most ``EXACT_STATE_LIMIT`` states, else the heuristic prior);
+- the exact reference is solved with the exact Phase 1 prior, whatever prior the run trained with (its setup's
+  exact prior is reused when it has one: ``auto`` picks exact for worlds of at most ``EXACT_STATE_LIMIT``
+  states, else the heuristic prior, which is then compared with exact Phase 1 on the full DAG);
 - ``humanpower.learn.evaluate.compare_with_exact`` and ``policy_quality`` measure the saved policy: pi_r RMSE
   over all reachable non-terminal states and weighted by the exact policy's visit probabilities (with the
   uniform policy's for scale), argmax agreement, ``policy_gap_closed`` (exact V_r(s0) of the learned robot
@@ -26,6 +27,12 @@ rows are marked ``no`` in the ``disc`` column and they are not checked against t
 ``policy_gap_closed >= 0.97``. Wall seconds and CPU seconds (the child's user + system time) cover the whole
 train command (world setup, exact Phase 1 prior, training); the reference solve and the evaluation are not
 included. ``--json`` prints one object: ``{"command": ..., "rows": [...]}``.
+
+``--human-prior NAME`` is passed to every train command (``exact``, ``heuristic``, ``uniform``, ``learned``, ...).
+Whatever prior a run trained on, it is measured against the exact solution *with the exact Phase 1 prior* (the
+reference of issue 11), and the row's ``prior TV`` is the mean total-variation distance of the run's prior from
+the exact one (``prior_tv_mean``, docs/EVALUATION.md). So ``--human-prior learned`` against the default (exact on
+these worlds) on a two-human world is the comparison "Phase 2 on the learned prior vs on the exact one".
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +64,8 @@ SUITE = [
 ]
 """Default worlds: bundled small worlds that discriminate (``door_key`` and ``warehouse`` do not: the uniform
 robot is within 1 % of the exact V_r(s0) there), the two-robot, three-human and unsteady-ground worlds, and
-``locked_in_large`` (107,292 reachable states; the learner uses the heuristic prior there, and so does its
-reference)."""
+``locked_in_large`` (107,292 reachable states; the learner uses the heuristic prior there, its reference the
+exact prior)."""
 BUDGET_MINUTES = 15.0
 SIGINT_GRACE_S = 120.0
 """Seconds a run may take to stop and save after SIGINT before it is killed."""
@@ -84,11 +92,19 @@ def _default_sigint() -> None:
 
 
 def train_run(
-    world: str, backend: str, seed: int, budget_min: float, run_dir: Path, budget_flag: bool
+    world: str,
+    backend: str,
+    seed: int,
+    budget_min: float,
+    run_dir: Path,
+    budget_flag: bool,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run ``humanpower train`` in a child process within the budget; wall and CPU seconds, how it ended."""
+    """Run ``humanpower train`` in a child process within the budget; wall and CPU seconds, how it ended.
+
+    ``extra`` are further train arguments (e.g. ``--human-prior learned``)."""
     argv = [sys.executable, "-c", TRAIN_MAIN, "train", world, "--out", str(run_dir), "--no-progress"]
-    argv += ["--seed", str(seed)]
+    argv += ["--seed", str(seed), *extra]
     if backend == "tabular":
         argv += ["--networks", "tabular"]
     if budget_flag:
@@ -118,11 +134,12 @@ def train_run(
 
 
 def measure(world_name: str, run_dir: Path) -> dict[str, Any]:
-    """The saved policy of ``run_dir`` against the exact solution with the run's own human prior."""
+    """The saved policy of ``run_dir`` against the exact solution with the exact Phase 1 prior, and the TV
+    distance of the run's own human prior from that prior (``prior_tv_mean``)."""
     from humanpower.api import build_setup
-    from humanpower.exact import build_dag, solve_phase2
-    from humanpower.exact.evaluate import tabulated
+    from humanpower.exact import build_dag
     from humanpower.exact.phase1 import ExactHumanPrior
+    from humanpower.exact.prior_fidelity import FidelityReference, exact_prior_solution
     from humanpower.learn.checkpoint import RunFolder
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import LearnedModel, compare_with_exact, policy_quality
@@ -135,12 +152,13 @@ def measure(world_name: str, run_dir: Path) -> dict[str, Any]:
     setup = build_setup(world, cfg, reference=False)
     prior = setup.prior
     dag = prior.dag if isinstance(prior, ExactHumanPrior) else build_dag(world, progress=False)
-    prior = tabulated(world, dag, prior)  # a heuristic prior is asked once per state, not once per evaluation
-    solution = solve_phase2(world, dag, prior, cfg.theory(), prior_name=cfg.human_prior)
+    solution = exact_prior_solution(world, dag, cfg.theory(), prior)
     model = LearnedModel.load(folder.policy_path, world, setup.state_encoder, setup.goal_encoders)
     metrics: dict[str, Any] = {"states": dag.num_states, "env_steps": int(status.get("total_steps", 0))}
     metrics.update(compare_with_exact(model, solution))
     metrics.update(policy_quality(model, solution, world))
+    metrics["human_prior"] = cfg.human_prior
+    metrics["prior_tv_mean"] = FidelityReference.from_solution(world, solution).measure(prior).pooled.mean
     return metrics
 
 
@@ -154,11 +172,13 @@ def meets_bars(backend: str, row: dict[str, Any]) -> bool:
     )
 
 
-def run_one(world: str, backend: str, seed: int, budget_min: float, budget_flag: bool) -> dict[str, Any]:
+def run_one(
+    world: str, backend: str, seed: int, budget_min: float, budget_flag: bool, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hp-fidelity-") as tmp:
         run_dir = Path(tmp) / "run"
         row: dict[str, Any] = {"world": world, "backend": backend}
-        row.update(train_run(world, backend, seed, budget_min, run_dir, budget_flag))
+        row.update(train_run(world, backend, seed, budget_min, run_dir, budget_flag, extra))
         if not (run_dir / "policy.pt").is_file():
             row["error"] = "no policy saved (run failed or budget shorter than the setup)"
             return row
@@ -174,8 +194,8 @@ def _fmt_list(values: list[float]) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'world':<16} {'backend':<7} {'states':>7} {'env steps':>9} {'wall s':>7} {'CPU s':>7} {'RMSE':>6} "
-        f"{'on-pol':>6} {'unif':>6} {'unif op':>7} {'argmax':>6} {'gap':>6} {'disc':>4} {'bars':>4}  "
-        "W_h learned | exact (bits)"
+        f"{'on-pol':>6} {'unif':>6} {'unif op':>7} {'argmax':>6} {'gap':>6} {'disc':>4} {'bars':>4} "
+        f"{'prior TV':>8}  W_h learned | exact (bits)"
     )
     print(head)
     for r in rows:
@@ -188,7 +208,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['cpu_s']:>7.0f} {r['pi_r_rmse']:>6.3f} {r['pi_r_rmse_on_policy']:>6.3f} "
             f"{r['uniform_pi_r_rmse']:>6.3f} {r['uniform_pi_r_rmse_on_policy']:>7.3f} "
             f"{r['argmax_agreement']:>6.1%} {r['policy_gap_closed']:>6.3f} "
-            f"{'yes' if r['discriminates'] else 'NO':>4} {bars:>4}  "
+            f"{'yes' if r['discriminates'] else 'NO':>4} {bars:>4} {r['prior_tv_mean']:>8.4f}  "
             f"{_fmt_list(r['W_h_s0_policy'])} | {_fmt_list(r['W_h_s0_exact'])}"
         )
     if any(not r.get("discriminates", True) for r in rows):
@@ -203,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         "--budget-minutes", type=float, default=BUDGET_MINUTES, help="wall-time budget per run (default 15)"
     )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument(
+        "--human-prior", default=None, help="passed to every train command (default: train's own default, auto)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not args.budget_minutes > 0:
@@ -212,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for world in args.worlds:
         for backend in backends:
-            row = run_one(world, backend, args.seed, args.budget_minutes, budget_flag)
+            extra = ["--human-prior", args.human_prior] if args.human_prior else []
+            row = run_one(world, backend, args.seed, args.budget_minutes, budget_flag, extra)
             rows.append(row)
             if not args.json:
                 print(f"done {world} {backend}", file=sys.stderr, flush=True)

@@ -29,6 +29,7 @@ from humanpower.errors import UserError
 
 if TYPE_CHECKING:
     from humanpower.exact import ExactSolution
+    from humanpower.exact.prior_fidelity import FidelityReference
     from humanpower.humans.protocol import HumanPolicyPrior
     from humanpower.params import TheoryParams
     from humanpower.worlds.grid.world import GridWorld
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `humanpower train`")
     p.add_argument("--episodes", type=int, default=50, help="rollouts for the statistics (default 50)")
-    p.add_argument("--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)")
+    p.add_argument(
+        "--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)"
+    )
     p.add_argument("--seed", type=int, default=0, help="rollout seed (default 0)")
     p.add_argument("--no-exact", action="store_true", help="skip the exact solver even for small worlds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -156,15 +159,13 @@ def exact_reference(world: GridWorld, theory: TheoryParams, prior: HumanPolicyPr
 
 
 def prior_fidelity(
-    world: GridWorld, theory: TheoryParams, prior: HumanPolicyPrior, reference: ExactSolution
+    world: GridWorld, theory: TheoryParams, prior: HumanPolicyPrior, fidelity: FidelityReference
 ) -> dict[str, Any]:
-    """TV distance to the exact prior of ``reference`` of the run's ``prior`` (``prior_tv_*``) and of the heuristic
+    """TV distance to the exact prior of ``fidelity`` of the run's ``prior`` (``prior_tv_*``) and of the heuristic
     prior (``heuristic_prior_tv_*``); :meth:`humanpower.exact.prior_fidelity.PriorFidelity.as_dict`."""
-    from humanpower.exact.prior_fidelity import FidelityReference
     from humanpower.humans.heuristic import HeuristicPrior
     from humanpower.worlds.grid.distances import GridDistances
 
-    fidelity = FidelityReference.from_solution(world, reference)
     heuristic = HeuristicPrior(world, GridDistances(world), theory.beta_h, theory.nu_h)
     out: dict[str, Any] = {}
     out.update(fidelity.measure(prior).as_dict("prior_tv"))
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from humanpower.api import build_setup
+    from humanpower.exact.prior_fidelity import FidelityReference
     from humanpower.learn.checkpoint import RunFolder, newest_policy
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import LearnedModel, compare_with_exact, policy_quality
@@ -209,9 +211,10 @@ def run(args: argparse.Namespace) -> int:
     if reference is not None:
         result.update(compare_with_exact(model, reference))
         result["states_compared"] = int(result["states_compared"])
-        result.update(policy_quality(model, reference, world))
+        fidelity = FidelityReference.from_solution(world, reference)  # visit probabilities, shared
+        result.update(policy_quality(model, reference, world, visits=fidelity.visits))
         result["human_prior"] = cfg.human_prior
-        result.update(prior_fidelity(world, cfg.theory(), setup.prior, reference))
+        result.update(prior_fidelity(world, cfg.theory(), setup.prior, fidelity))
 
     # Rollout video: caption with X_h / V_r, tint of the first human's X_h on its cell.
     world.reset(seed=args.seed)
@@ -247,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {folder.root}  world {world.name}  ({args.episodes} rollouts)")
     for i, h in enumerate(world.humans):
-        print(f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}")
+        print(
+            f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}"
+        )
     print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
     if reference is not None:
         _print_exact_comparison(result, list(world.humans))

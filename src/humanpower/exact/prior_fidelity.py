@@ -159,6 +159,8 @@ class FidelityReference:
         self.world = world
         self.exact = exact
         self.dag = exact.dag
+        self.visits = visits
+        """(N,) visit probabilities of the exact policy with the exact prior."""
         if visits.shape != (self.dag.num_states,):
             raise ValueError(f"visits: shape {visits.shape}, expected ({self.dag.num_states},)")
         self.masks = [reachable_pairs(world, self.dag, h) for h in world.humans]

@@ -205,7 +205,9 @@ def _agreement(pi: np.ndarray, pi_exact: np.ndarray) -> np.ndarray:
     return (chosen >= pi_exact.max(axis=1) - 1e-9).astype(np.float64)
 
 
-def policy_quality(policy: RobotPolicySpec, solution: ExactSolution, world: WorldModel) -> dict[str, Any]:
+def policy_quality(
+    policy: RobotPolicySpec, solution: ExactSolution, world: WorldModel, visits: np.ndarray | None = None
+) -> dict[str, Any]:
     """The exact quality of the robot policy ``policy`` (e.g. a :class:`LearnedModel`) on ``solution``'s DAG.
 
     Keys: ``V_r_s0_policy`` / ``_exact`` / ``_uniform`` (exact V_r(s0) of the policy, the solver's pi_r and the
@@ -214,7 +216,8 @@ def policy_quality(policy: RobotPolicySpec, solution: ExactSolution, world: Worl
     robot); ``goal_reach_policy`` / ``_exact`` (per human, :func:`humanpower.exact.goal_reach`);
     ``pi_r_rmse_on_policy``, ``argmax_agreement_on_policy`` and ``uniform_pi_r_rmse_on_policy`` (non-terminal
     states weighted by their visit probability under the exact policy); ``uniform_pi_r_rmse`` (all states
-    equally); ``discriminates`` (see :data:`DISCRIMINATION_THRESHOLD`).
+    equally); ``discriminates`` (see :data:`DISCRIMINATION_THRESHOLD`). ``visits``: the exact policy's state visit
+    probabilities when the caller has them already (:func:`humanpower.exact.visit_probabilities`), else computed.
     """
     dag, prior = solution.dag, solution.prior
     if dag is None or prior is None:
@@ -227,7 +230,7 @@ def policy_quality(policy: RobotPolicySpec, solution: ExactSolution, world: Worl
     uniform = evaluate_policy(world, "uniform", prior, params, dag, name="uniform")
     v_pol, v_ex, v_uni = float(learned.v_r[s0]), float(solution.v_r[s0]), float(uniform.v_r[s0])
     live = np.flatnonzero(~solution.terminal)
-    weights = visit_probabilities(world, dag, prior, solution)[live]
+    weights = (visit_probabilities(world, dag, prior, solution) if visits is None else visits)[live]
     pi, pi_ex = learned.pi_r[live], solution.pi_r[live]
     uni = np.full_like(pi_ex, 1.0 / pi_ex.shape[1])
     gap = v_ex - v_uni

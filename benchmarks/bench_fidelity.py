@@ -4,7 +4,7 @@ worlds, measured against the exact solver by the exact value of the learned *pol
 Usage::
 
     python benchmarks/bench_fidelity.py [--worlds trivial locked_in ...] [--backend neural|tabular|both]
-                                        [--budget-minutes 15] [--seed 0] [--human-prior NAME] [--json]
+                                        [--budget-minutes 15] [--seed 0] [--human-prior NAME ...] [--json]
 
 For every (world, backend) the suite runs ``humanpower train WORLD --out DIR --no-progress --seed SEED`` (plus
 ``--networks tabular`` for the tabular backend) as a child process: exactly what a user gets without
@@ -28,11 +28,14 @@ rows are marked ``no`` in the ``disc`` column and they are not checked against t
 train command (world setup, exact Phase 1 prior, training); the reference solve and the evaluation are not
 included. ``--json`` prints one object: ``{"command": ..., "rows": [...]}``.
 
-``--human-prior NAME`` is passed to every train command (``exact``, ``heuristic``, ``uniform``, ``learned``, ...).
+``--human-prior NAME ...`` is passed to every train command (``exact``, ``heuristic``, ``uniform``, ``learned``,
+...); with several names every (world, backend) is trained once per prior, and the world column says which
+(``two_humans/learned``).
 Whatever prior a run trained on, it is measured against the exact solution *with the exact Phase 1 prior* (the
 reference of issue 11), and the row's ``prior TV`` is the mean total-variation distance of the run's prior from
 the exact one (``prior_tv_mean``, docs/EVALUATION.md). So ``--human-prior learned`` against the default (exact on
-these worlds) on a two-human world is the comparison "Phase 2 on the learned prior vs on the exact one".
+these worlds) on a two-human world is the comparison "Phase 2 on the learned prior vs on the exact one":
+``python benchmarks/bench_fidelity.py --worlds two_humans --backend neural --human-prior exact learned``.
 """
 
 from __future__ import annotations
@@ -191,6 +194,11 @@ def _fmt_list(values: list[float]) -> str:
     return "/".join(f"{v:.2f}" for v in values)
 
 
+def _label(row: dict[str, Any]) -> str:
+    """The world, with the ``--human-prior`` name the row was trained with when one was given."""
+    return f"{row['world']}/{row['prior_flag']}" if row.get("prior_flag") else str(row["world"])
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'world':<16} {'backend':<7} {'states':>7} {'env steps':>9} {'wall s':>7} {'CPU s':>7} {'RMSE':>6} "
@@ -200,11 +208,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(head)
     for r in rows:
         if "error" in r:
-            print(f"{r['world']:<16} {r['backend']:<7} error: {r['error']}: {' | '.join(r['output_tail'])}")
+            print(f"{_label(r):<16} {r['backend']:<7} error: {r['error']}: {' | '.join(r['output_tail'])}")
             continue
         bars = "-" if r["meets_bars"] is None else ("yes" if r["meets_bars"] else "no")
         print(
-            f"{r['world']:<16} {r['backend']:<7} {r['states']:>7} {r['env_steps']:>9} {r['wall_s']:>7.0f} "
+            f"{_label(r):<16} {r['backend']:<7} {r['states']:>7} {r['env_steps']:>9} {r['wall_s']:>7.0f} "
             f"{r['cpu_s']:>7.0f} {r['pi_r_rmse']:>6.3f} {r['pi_r_rmse_on_policy']:>6.3f} "
             f"{r['uniform_pi_r_rmse']:>6.3f} {r['uniform_pi_r_rmse_on_policy']:>7.3f} "
             f"{r['argmax_agreement']:>6.1%} {r['policy_gap_closed']:>6.3f} "
@@ -224,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument(
-        "--human-prior", default=None, help="passed to every train command (default: train's own default, auto)"
+        "--human-prior",
+        nargs="+",
+        default=[None],
+        metavar="NAME",
+        help="passed to every train command; several names: one run per prior (default: train's default, auto)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -235,11 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for world in args.worlds:
         for backend in backends:
-            extra = ["--human-prior", args.human_prior] if args.human_prior else []
-            row = run_one(world, backend, args.seed, args.budget_minutes, budget_flag, extra)
-            rows.append(row)
-            if not args.json:
-                print(f"done {world} {backend}", file=sys.stderr, flush=True)
+            for prior in args.human_prior:
+                extra = ["--human-prior", prior] if prior else []
+                row = run_one(world, backend, args.seed, args.budget_minutes, budget_flag, extra)
+                row["prior_flag"] = prior
+                rows.append(row)
+                if not args.json:
+                    print(f"done {world} {backend} {prior or ''}", file=sys.stderr, flush=True)
     command = "python benchmarks/bench_fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:
         clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]

@@ -9,7 +9,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from humanpower.goals import Goal
-from humanpower.worlds.protocol import State
 
 FloatArray = NDArray[np.float64]
 
@@ -38,7 +37,7 @@ class BatchHumanPolicyPrior(Protocol):
     order of :class:`humanpower.exact.phase1.ExactHumanPrior`); ``human`` is an agent index.
     """
 
-    def action_distributions(self, states: Sequence[State], human: int) -> FloatArray: ...
+    def action_distributions(self, states: Sequence[Hashable], human: int) -> FloatArray: ...
 
 
 @runtime_checkable
@@ -60,4 +59,4 @@ class BatchGoalDistanceModel(Protocol):
     ``action_distances(states[i], human, goals[k])`` with ``goals = world.goal_set(human).goals``.
     """
 
-    def goal_action_distances(self, states: Sequence[State], human: int) -> FloatArray: ...
+    def goal_action_distances(self, states: Sequence[Hashable], human: int) -> FloatArray: ...

@@ -25,7 +25,6 @@ from humanpower.learn.distributed import ActorCrashError, AsyncTrainer, CollectR
 from humanpower.learn.distributed.protocol import actor_spec, policy_update
 from humanpower.learn.distributed.worker import ActorWorker, PolicyMirror
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
-from humanpower.learn.learner import NetworkPolicy
 from humanpower.learn.trainer import TrainingSetup, make_learner
 from humanpower.worlds.grid.library import load_world
 
@@ -160,11 +159,16 @@ def test_actor_policy_copy_acts_like_the_learner(networks: str) -> None:
         for p in learner.nets.q_r.parameters():
             rows = p[: len(known)] if networks == "tabular" else p
             rows.copy_(-torch.rand_like(rows) - 0.1)
-    mirror = PolicyMirror(actor_spec(setup, cfg, learner, 10).q_r, setup.state_encoder, networks == "tabular")
-    policy = mirror.adopt(policy_update(learner, 0))
-    reference = NetworkPolicy(learner.nets.q_r, learner.featurizer, learner.train_steps)
+    q_r = actor_spec(setup, cfg, learner, 10).q_r
+    policy = PolicyMirror(q_r, setup.state_encoder, networks == "tabular", cfg.beta_r).adopt(policy_update(learner, 0))
+    reference = learner.acting_policy()
     for s in states:  # the learner's q_values interns unseen states, as it would on arrival
-        np.testing.assert_allclose(policy.q_values(s), reference.q_values(s), rtol=1e-6, err_msg=str(s))
+        np.testing.assert_allclose(policy.q_values([s]), reference.q_values([s]), rtol=1e-6, err_msg=str(s))
+    # Batched: the same rows as one state at a time, and the same acting distributions.
+    np.testing.assert_allclose(policy.q_values(states), reference.q_values(states), rtol=1e-6)
+    np.testing.assert_allclose(
+        policy.action_distributions(states), reference.action_distributions(states), rtol=1e-6
+    )
     if networks == "tabular":
         assert len(unseen) > 0 and learner.featurizer.num_ids > len(known)
 

@@ -4,7 +4,7 @@
     world = hp.load_world("trivial")
     exact = hp.solve(world)                                   # ExactSolution (small worlds)
     result = hp.train(world, run_dir="runs/demo", budget_minutes=3)  # config derived from the world (rule)
-    result.model.distribution(world.initial_state())           # learned pi_r at s0
+    result.model.action_distributions([world.initial_state()])[0]  # learned pi_r at s0
 
 This module is wiring (like the CLI): it picks the human prior, the encoders and, for small worlds, the exact
 reference solution, then hands an environment-agnostic :class:`TrainingSetup` to the learner.

@@ -21,11 +21,11 @@ from humanpower.goals import Goal
 from humanpower.humans.uniform import UniformPrior
 from humanpower.learn.checkpoint import RunFolder
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.distributed import ActorCrashError, AsyncTrainer, CollectRequest, RequestScheduler
+from humanpower.learn.distributed import ActorCrashError, ActorPoolCollector, CollectRequest, RequestScheduler
 from humanpower.learn.distributed.protocol import actor_spec, policy_update
 from humanpower.learn.distributed.worker import ActorWorker, PolicyMirror
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
-from humanpower.learn.trainer import TrainingSetup, make_learner
+from humanpower.learn.trainer import Trainer, TrainingSetup, make_learner
 from humanpower.worlds.grid.library import load_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ def test_async_learns_like_sync_and_tracks_policy_versions() -> None:
     cfg = Phase2Config.from_yaml(REPO / "configs" / "trivial-neural.yaml").replace(**CONVERGENCE)
     setup = build_setup(load_world("trivial"), cfg)
     untrained = compare_with_exact(LearnedModel.from_learner(make_learner(setup, cfg), setup.world), setup.reference)
-    trainer = AsyncTrainer(setup, cfg, None, progress=False)
+    trainer = Trainer(setup, cfg, None, progress=False)
     result = trainer.train()
     final = result.metrics[-1]
     assert final["total_steps"] == cfg.total_env_steps and not result.crashes
@@ -233,7 +233,7 @@ def test_stale_transitions_are_dropped_and_counted() -> None:
         max_env_steps_per_train_step=None,
         clear_buffer_at_rampup=False,
     )
-    trainer = AsyncTrainer(_trivial_setup(cfg), cfg, None, progress=False)
+    trainer = Trainer(_trivial_setup(cfg), cfg, None, progress=False)
     trainer.train()
     assert trainer.total_steps == cfg.total_env_steps
     assert trainer.dropped_stale > 0 and trainer.max_lag_seen > 1
@@ -243,15 +243,17 @@ def test_stale_transitions_are_dropped_and_counted() -> None:
 
 def test_killed_actor_is_restarted_and_run_completes(tmp_path: Path) -> None:
     cfg = _small(num_episodes=400)
-    trainer = AsyncTrainer(_trivial_setup(cfg), cfg, tmp_path, progress=False)
+    trainer = Trainer(_trivial_setup(cfg), cfg, tmp_path, progress=False)
     killed: list[int] = []
+    collector = trainer.collector
+    assert isinstance(collector, ActorPoolCollector)
 
     def kill_one() -> None:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            pool = trainer.pool
-            if pool is not None and trainer.total_steps >= 500:
-                pid = pool.pids()[0]
+            pids = collector.pids()
+            if pids and trainer.total_steps >= 500:
+                pid = pids[0]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
@@ -284,7 +286,7 @@ def test_actor_errors_are_reported_with_traceback_and_restarts_are_bounded(tmp_p
     cfg = _small(num_actors=1, actor_max_restarts=1)
     setup = _trivial_setup(cfg)
     setup.prior = FailingPrior(setup.world)
-    trainer = AsyncTrainer(setup, cfg, tmp_path, progress=False)
+    trainer = Trainer(setup, cfg, tmp_path, progress=False)
     with pytest.raises(ActorCrashError, match="crashed 2 times") as info:
         trainer.train()
     message = str(info.value)
@@ -301,13 +303,13 @@ CTRL_C_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from humanpower.api import build_setup
     from humanpower.learn.config import Phase2Config
-    from humanpower.learn.distributed import AsyncTrainer
+    from humanpower.learn.trainer import Trainer
     from humanpower.worlds.grid.library import load_world
 
     if __name__ == "__main__":
         cfg = Phase2Config.from_yaml(sys.argv[2])
         setup = build_setup(load_world("trivial"), cfg, reference=False)
-        result = AsyncTrainer(setup, cfg, Path(sys.argv[1]), progress=False).train()
+        result = Trainer(setup, cfg, Path(sys.argv[1]), progress=False).train()
         print("interrupted" if result.interrupted else "finished", flush=True)
     """
 )
@@ -349,7 +351,7 @@ def test_ctrl_c_stops_every_process_and_leaves_a_resumable_run(tmp_path: Path) -
     assert status["status"] == "interrupted" and folder.latest_checkpoint().is_file()
     # Resume to a slightly longer budget: continues from the checkpoint and finishes.
     done = max(status["total_steps"] // cfg.steps_per_episode + 10, cfg.warmup_env_steps // cfg.steps_per_episode)
-    resumed = AsyncTrainer(_trivial_setup(cfg), cfg.replace(num_episodes=done), run_dir, progress=False)
+    resumed = Trainer(_trivial_setup(cfg), cfg.replace(num_episodes=done), run_dir, progress=False)
     start = torch.load(folder.latest_checkpoint(), weights_only=False)["state"]["total_steps"]
     result = resumed.train(resume=True)
     assert not result.interrupted and resumed.total_steps == done * cfg.steps_per_episode > start
@@ -362,7 +364,7 @@ def test_ray_backend_runs_and_reports_the_same_metrics() -> None:
     cfg = _small(num_episodes=150, backend="ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        trainer = AsyncTrainer(_trivial_setup(cfg), cfg, None, progress=False)
+        trainer = Trainer(_trivial_setup(cfg), cfg, None, progress=False)
         result = trainer.train()
     finally:
         ray.shutdown()

@@ -28,7 +28,7 @@ from humanpower.humans.uniform import UniformPrior
 from humanpower.learn.autoconfig import AutoConfig, derive_config
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
+from humanpower.learn.trainer import Trainer, TrainingSetup, TrainResult
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.grid.state import GridState
@@ -197,11 +197,7 @@ def train(
     if setup is None:
         setup = build_setup(w, cfg)
     root = Path(run_dir) if run_dir is not None else None
-    if cfg.async_training:
-        from humanpower.learn.distributed import AsyncTrainer
-
-        return AsyncTrainer(setup, cfg, root, progress=progress).train(resume=resume)
-    return SyncTrainer(setup, cfg, root, progress=progress).train(resume=resume)
+    return Trainer(setup, cfg, root, progress=progress).train(resume=resume)
 
 
 __all__ = ["DEFAULT_BUDGET_MINUTES", "EXACT_STATE_LIMIT", "auto_config", "build_setup", "load_world", "solve", "train"]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from humanpower.errors import ConfigError
+from humanpower.learn.collector import this_process
 from humanpower.learn.distributed.packing import PackedChunk, pack_chunk
 from humanpower.learn.distributed.protocol import (
     ActorEvent,
@@ -48,8 +49,11 @@ class RayActorHost:
     """The body of a Ray actor: one :class:`ActorWorker` (``offer`` may run while ``collect`` does)."""
 
     def __init__(self, spec: ActorSpec, actor_id: int, incarnation: int, seed: int, update: PolicyUpdate) -> None:
+        import ray
+
         torch.set_num_threads(1)
-        self.worker = ActorWorker(spec, actor_id, incarnation, seed, update)
+        location = f"ray node {ray.get_runtime_context().get_node_id()} ({this_process()})"
+        self.worker = ActorWorker(spec, actor_id, incarnation, seed, update, location)
         self._collecting = threading.Lock()
 
     def pid(self) -> int:

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from humanpower.learn.actor import Actor, ExplorationParams
-from humanpower.learn.distributed.protocol import ActorSpec, Chunk, CollectRequest, PolicyUpdate
+from humanpower.learn.collector import Chunk, this_process
+from humanpower.learn.distributed.protocol import ActorSpec, CollectRequest, PolicyUpdate
 from humanpower.learn.encoding import StateBatch, StateEncoder
 from humanpower.learn.policy import QPolicy, StateBatcher
 from humanpower.learn.schedules import beta_r_at, epsilon_at
@@ -85,8 +86,18 @@ class ActorWorker:
     :meth:`offer` may be called from another thread (the Ray backend does); everything else from one thread.
     """
 
-    def __init__(self, spec: ActorSpec, actor_id: int, incarnation: int, seed: int, update: PolicyUpdate) -> None:
+    def __init__(
+        self,
+        spec: ActorSpec,
+        actor_id: int,
+        incarnation: int,
+        seed: int,
+        update: PolicyUpdate,
+        location: str | None = None,
+    ) -> None:
         world, prior, encoder = spec.build()
+        self.location = this_process() if location is None else location
+        """Stamped on every chunk (:attr:`~humanpower.learn.collector.Chunk.location`)."""
         self.cfg = spec.cfg
         self.actor_id = actor_id
         self.incarnation = incarnation
@@ -133,4 +144,5 @@ class ActorWorker:
             transitions=tuple(out),
             episodes_finished=finished,
             seconds=time.perf_counter() - t0,
+            location=self.location,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -359,17 +360,36 @@ def test_ctrl_c_stops_every_process_and_leaves_a_resumable_run(tmp_path: Path) -
     assert _actor_children(os.getpid()) == []
 
 
-def test_ray_backend_runs_and_reports_the_same_metrics() -> None:
-    ray = pytest.importorskip("ray")
-    cfg = _small(num_episodes=150, backend="ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        trainer = Trainer(_trivial_setup(cfg), cfg, None, progress=False)
-        result = trainer.train()
-    finally:
-        ray.shutdown()
-    assert trainer.total_steps == cfg.total_env_steps and not result.crashes
-    assert trainer.learner.train_steps > 0 and 0 <= trainer.max_lag_seen <= (cfg.max_policy_lag or 0)
-    final = result.metrics[-1]
+def _ray_cluster_tool():  # type: ignore[no-untyped-def]
+    """tools/ray_cluster_check.py as a module (its Cluster starts and stops nodes with ``ray start``)."""
+    spec = importlib.util.spec_from_file_location("ray_cluster_check", REPO / "tools" / "ray_cluster_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ray_backend_on_an_existing_cluster(tmp_path: Path) -> None:
+    """``ray start --head`` outside the run, then ``humanpower train --backend ray --ray-address``: the pool joins
+    that cluster, reports the asynchronous metrics and where its actors ran, and leaves the cluster running.
+
+    The two-node version with a node lost mid-run is ``tools/ray_cluster_check.py`` (docs/ASYNC.md).
+    """
+    pytest.importorskip("ray", reason="the ray backend needs the optional dependency ray")
+    tool = _ray_cluster_tool()
+    run = tmp_path / "run"
+    with tool.cluster() as cluster:
+        head = cluster.start_node("head", num_cpus=2)
+        args = tool.train_args(cluster.address, run, num_episodes=60)
+        done = subprocess.run(args, env=cluster.env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert tool.processes_mentioning(str(head))  # the cluster is still up: the run only disconnected
+    assert not tool.processes_mentioning(str(cluster.root))  # and the test stopped every process of it
+    status = RunFolder(run).read_status()
+    assert status["status"] == "finished" and status["total_steps"] == 600 and status["crashes"] == 0
+    locations = status["actor_locations"]
+    assert sorted(e["actor"] for e in locations) == [0, 1] and len(tool.ray_nodes(status)) == 1
+    rows = (run / "metrics.csv").read_text().splitlines()
+    final = dict(zip(rows[0].split(","), rows[-1].split(","), strict=True))
     for key in ("policy_lag_mean", "queue_fill", "replay_ratio", "env_steps_per_s_actor0", "env_steps_per_s_actor1"):
-        assert np.isfinite(final[key]), key
+        assert np.isfinite(float(final[key])), key

@@ -190,8 +190,7 @@ class SyncCollector:
             actor.begin_episode()
         ticket = self._ticket
         explore = ExplorationParams(beta_r=beta_r_at(ticket, self.cfg), epsilon=epsilon_at(ticket, self.cfg))
-        policy = learner.acting_policy() if explore.beta_r > 0 else None
-        transition = actor.step(policy, explore, ticket)
+        transition = actor.step(learner.acting_policy(), explore, ticket)  # uniform without a Q_r call at beta_r 0
         self._ticket += 1
         finished = int(actor.episode_done)
         return [Chunk(0, 0, ticket, (transition,), finished, time.perf_counter() - t0, self._location)]

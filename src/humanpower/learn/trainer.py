@@ -348,8 +348,8 @@ class Trainer:
         self._window = _Window(self.total_steps, learner.train_steps, self._window.losses)
         self.actor_locations = []
         failed = False
-        collector.start(learner, pacing, self.total_steps, budget)
         try:
+            collector.start(learner, pacing, self.total_steps, budget)  # inside: a half-started pool is closed too
             while self._work_left() and not stop.requested:
                 chunks = collector.collect(learner.train_steps, learner.ready())
                 self.crashes[crashes_before:] = collector.crashes

@@ -36,10 +36,11 @@ def run_backend(backend: str, seed: int) -> dict[str, Any]:
     from humanpower.encoders import grid_encoders
     from humanpower.exact import solve
     from humanpower.learn.actor import ActorOptions
+    from humanpower.learn.collector import SyncCollector
     from humanpower.learn.config import Phase2Config
     from humanpower.learn.evaluate import compare_with_exact, uniform_policy_rmse
     from humanpower.learn.terms import build_loss_terms
-    from humanpower.learn.trainer import SyncTrainer, TrainingSetup
+    from humanpower.learn.trainer import Trainer, TrainingSetup
     from humanpower.worlds.grid.library import load_world
 
     cfg = Phase2Config.from_yaml(CONFIGS / f"trivial-{backend}.yaml").replace(seed=seed, log_every_episodes=10**9)
@@ -48,12 +49,13 @@ def run_backend(backend: str, seed: int) -> dict[str, Any]:
     se, ge = grid_encoders(world, cfg.include_step_count)
     setup = TrainingSetup(world=world, prior=sol.prior, state_encoder=se, goal_encoders=[ge[h] for h in world.humans])
     t0 = time.perf_counter()
-    trainer = SyncTrainer(setup, cfg, None, progress=False)
-    if trainer.actor.options != ActorOptions.from_config(cfg) or trainer.learner.terms != build_loss_terms(
+    trainer = Trainer(setup, cfg, None, progress=False)
+    actor = trainer.collector.actor if isinstance(trainer.collector, SyncCollector) else None
+    if actor is None or actor.options != ActorOptions.from_config(cfg) or trainer.learner.terms != build_loss_terms(
         cfg, trainer.learner.goal_sets
     ):
         raise SystemExit(
-            "bench_accuracy: SyncTrainer must build its actor with Actor.from_config and the Learner its loss terms "
+            "bench_accuracy: Trainer must build its actor with Actor.from_config and the Learner its loss terms "
             "with build_loss_terms(cfg, ...), or the config's accuracy options are ignored (docs/LEARNER.md)"
         )
     model = trainer.train().model

@@ -26,8 +26,7 @@ from typing import Any
 from humanpower.encoders import grid_encoders
 from humanpower.humans import HeuristicPrior
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.distributed import AsyncTrainer
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup
+from humanpower.learn.trainer import Trainer, TrainingSetup
 from humanpower.worlds.grid import GridDistances, load_world
 
 MODES = ("sync", "local-1", "local-2", "local-4", "ray-2")
@@ -65,11 +64,7 @@ def run_mode(mode: str, seconds: float, max_ratio: float | None) -> dict[str, An
     """Train in ``mode`` for ``seconds`` (then a SIGINT stops it cleanly) and summarise the metric rows."""
     cfg = bench_config(mode, max_ratio)
     setup = large_setup(cfg)
-    trainer = (
-        SyncTrainer(setup, cfg, None, progress=False)
-        if mode == "sync"
-        else AsyncTrainer(setup, cfg, None, progress=False)
-    )
+    trainer = Trainer(setup, cfg, None, progress=False)  # the collector follows cfg.async_training
     timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()

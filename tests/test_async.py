@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -21,12 +22,11 @@ from humanpower.goals import Goal
 from humanpower.humans.uniform import UniformPrior
 from humanpower.learn.checkpoint import RunFolder
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.distributed import ActorCrashError, AsyncTrainer, CollectRequest, RequestScheduler
+from humanpower.learn.distributed import ActorCrashError, ActorPoolCollector, CollectRequest, RequestScheduler
 from humanpower.learn.distributed.protocol import actor_spec, policy_update
 from humanpower.learn.distributed.worker import ActorWorker, PolicyMirror
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
-from humanpower.learn.learner import NetworkPolicy
-from humanpower.learn.trainer import TrainingSetup, make_learner
+from humanpower.learn.trainer import Trainer, TrainingSetup, make_learner
 from humanpower.worlds.grid.library import load_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,11 +160,16 @@ def test_actor_policy_copy_acts_like_the_learner(networks: str) -> None:
         for p in learner.nets.q_r.parameters():
             rows = p[: len(known)] if networks == "tabular" else p
             rows.copy_(-torch.rand_like(rows) - 0.1)
-    mirror = PolicyMirror(actor_spec(setup, cfg, learner, 10).q_r, setup.state_encoder, networks == "tabular")
-    policy = mirror.adopt(policy_update(learner, 0))
-    reference = NetworkPolicy(learner.nets.q_r, learner.featurizer, learner.train_steps)
+    q_r = actor_spec(setup, cfg, learner, 10).q_r
+    policy = PolicyMirror(q_r, setup.state_encoder, networks == "tabular", cfg.beta_r).adopt(policy_update(learner, 0))
+    reference = learner.acting_policy()
     for s in states:  # the learner's q_values interns unseen states, as it would on arrival
-        np.testing.assert_allclose(policy.q_values(s), reference.q_values(s), rtol=1e-6, err_msg=str(s))
+        np.testing.assert_allclose(policy.q_values([s]), reference.q_values([s]), rtol=1e-6, err_msg=str(s))
+    # Batched: the same rows as one state at a time, and the same acting distributions.
+    np.testing.assert_allclose(policy.q_values(states), reference.q_values(states), rtol=1e-6)
+    np.testing.assert_allclose(
+        policy.action_distributions(states), reference.action_distributions(states), rtol=1e-6
+    )
     if networks == "tabular":
         assert len(unseen) > 0 and learner.featurizer.num_ids > len(known)
 
@@ -202,7 +207,7 @@ def test_async_learns_like_sync_and_tracks_policy_versions() -> None:
     cfg = Phase2Config.from_yaml(REPO / "configs" / "trivial-neural.yaml").replace(**CONVERGENCE)
     setup = build_setup(load_world("trivial"), cfg)
     untrained = compare_with_exact(LearnedModel.from_learner(make_learner(setup, cfg), setup.world), setup.reference)
-    trainer = AsyncTrainer(setup, cfg, None, progress=False)
+    trainer = Trainer(setup, cfg, None, progress=False)
     result = trainer.train()
     final = result.metrics[-1]
     assert final["total_steps"] == cfg.total_env_steps and not result.crashes
@@ -229,7 +234,7 @@ def test_stale_transitions_are_dropped_and_counted() -> None:
         max_env_steps_per_train_step=None,
         clear_buffer_at_rampup=False,
     )
-    trainer = AsyncTrainer(_trivial_setup(cfg), cfg, None, progress=False)
+    trainer = Trainer(_trivial_setup(cfg), cfg, None, progress=False)
     trainer.train()
     assert trainer.total_steps == cfg.total_env_steps
     assert trainer.dropped_stale > 0 and trainer.max_lag_seen > 1
@@ -239,15 +244,17 @@ def test_stale_transitions_are_dropped_and_counted() -> None:
 
 def test_killed_actor_is_restarted_and_run_completes(tmp_path: Path) -> None:
     cfg = _small(num_episodes=400)
-    trainer = AsyncTrainer(_trivial_setup(cfg), cfg, tmp_path, progress=False)
+    trainer = Trainer(_trivial_setup(cfg), cfg, tmp_path, progress=False)
     killed: list[int] = []
+    collector = trainer.collector
+    assert isinstance(collector, ActorPoolCollector)
 
     def kill_one() -> None:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            pool = trainer.pool
-            if pool is not None and trainer.total_steps >= 500:
-                pid = pool.pids()[0]
+            pids = collector.pids()
+            if pids and trainer.total_steps >= 500:
+                pid = pids[0]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
@@ -280,7 +287,7 @@ def test_actor_errors_are_reported_with_traceback_and_restarts_are_bounded(tmp_p
     cfg = _small(num_actors=1, actor_max_restarts=1)
     setup = _trivial_setup(cfg)
     setup.prior = FailingPrior(setup.world)
-    trainer = AsyncTrainer(setup, cfg, tmp_path, progress=False)
+    trainer = Trainer(setup, cfg, tmp_path, progress=False)
     with pytest.raises(ActorCrashError, match="crashed 2 times") as info:
         trainer.train()
     message = str(info.value)
@@ -297,13 +304,13 @@ CTRL_C_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from humanpower.api import build_setup
     from humanpower.learn.config import Phase2Config
-    from humanpower.learn.distributed import AsyncTrainer
+    from humanpower.learn.trainer import Trainer
     from humanpower.worlds.grid.library import load_world
 
     if __name__ == "__main__":
         cfg = Phase2Config.from_yaml(sys.argv[2])
         setup = build_setup(load_world("trivial"), cfg, reference=False)
-        result = AsyncTrainer(setup, cfg, Path(sys.argv[1]), progress=False).train()
+        result = Trainer(setup, cfg, Path(sys.argv[1]), progress=False).train()
         print("interrupted" if result.interrupted else "finished", flush=True)
     """
 )
@@ -345,7 +352,7 @@ def test_ctrl_c_stops_every_process_and_leaves_a_resumable_run(tmp_path: Path) -
     assert status["status"] == "interrupted" and folder.latest_checkpoint().is_file()
     # Resume to a slightly longer budget: continues from the checkpoint and finishes.
     done = max(status["total_steps"] // cfg.steps_per_episode + 10, cfg.warmup_env_steps // cfg.steps_per_episode)
-    resumed = AsyncTrainer(_trivial_setup(cfg), cfg.replace(num_episodes=done), run_dir, progress=False)
+    resumed = Trainer(_trivial_setup(cfg), cfg.replace(num_episodes=done), run_dir, progress=False)
     start = torch.load(folder.latest_checkpoint(), weights_only=False)["state"]["total_steps"]
     result = resumed.train(resume=True)
     assert not result.interrupted and resumed.total_steps == done * cfg.steps_per_episode > start
@@ -353,17 +360,36 @@ def test_ctrl_c_stops_every_process_and_leaves_a_resumable_run(tmp_path: Path) -
     assert _actor_children(os.getpid()) == []
 
 
-def test_ray_backend_runs_and_reports_the_same_metrics() -> None:
-    ray = pytest.importorskip("ray")
-    cfg = _small(num_episodes=150, backend="ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        trainer = AsyncTrainer(_trivial_setup(cfg), cfg, None, progress=False)
-        result = trainer.train()
-    finally:
-        ray.shutdown()
-    assert trainer.total_steps == cfg.total_env_steps and not result.crashes
-    assert trainer.learner.train_steps > 0 and 0 <= trainer.max_lag_seen <= (cfg.max_policy_lag or 0)
-    final = result.metrics[-1]
+def _ray_cluster_tool():  # type: ignore[no-untyped-def]
+    """tools/ray_cluster_check.py as a module (its Cluster starts and stops nodes with ``ray start``)."""
+    spec = importlib.util.spec_from_file_location("ray_cluster_check", REPO / "tools" / "ray_cluster_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ray_backend_on_an_existing_cluster(tmp_path: Path) -> None:
+    """``ray start --head`` outside the run, then ``humanpower train --backend ray --ray-address``: the pool joins
+    that cluster, reports the asynchronous metrics and where its actors ran, and leaves the cluster running.
+
+    The two-node version with a node lost mid-run is ``tools/ray_cluster_check.py`` (docs/ASYNC.md).
+    """
+    pytest.importorskip("ray", reason="the ray backend needs the optional dependency ray")
+    tool = _ray_cluster_tool()
+    run = tmp_path / "run"
+    with tool.cluster() as cluster:
+        head = cluster.start_node("head", num_cpus=2)
+        args = tool.train_args(cluster.address, run, num_episodes=60)
+        done = subprocess.run(args, env=cluster.env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert tool.processes_mentioning(str(head))  # the cluster is still up: the run only disconnected
+    assert not tool.processes_mentioning(str(cluster.root))  # and the test stopped every process of it
+    status = RunFolder(run).read_status()
+    assert status["status"] == "finished" and status["total_steps"] == 600 and status["crashes"] == 0
+    locations = status["actor_locations"]
+    assert sorted(e["actor"] for e in locations) == [0, 1] and len(tool.ray_nodes(status)) == 1
+    rows = (run / "metrics.csv").read_text().splitlines()
+    final = dict(zip(rows[0].split(","), rows[-1].split(","), strict=True))
     for key in ("policy_lag_mean", "queue_fill", "replay_ratio", "env_steps_per_s_actor0", "env_steps_per_s_actor1"):
-        assert np.isfinite(final[key]), key
+        assert np.isfinite(float(final[key])), key

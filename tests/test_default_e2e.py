@@ -15,7 +15,7 @@ import numpy as np
 from humanpower.api import auto_config
 from humanpower.exact import ExactSolution
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
-from humanpower.learn.trainer import SyncTrainer, make_learner
+from humanpower.learn.trainer import Trainer, make_learner
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.protocol import SimulatorModel
 from humanpower.worlds.tabular import random_tabular_world
@@ -33,7 +33,7 @@ def _train_default(world: SimulatorModel, **overrides: Any) -> tuple[dict[str, f
     """Train with the default rule (``api.auto_config``) and compare with the exact solution."""
     auto, setup = auto_config(world, {**QUIET, **overrides})
     assert setup.reference is not None
-    result = SyncTrainer(setup, auto.config, None, progress=False).train()
+    result = Trainer(setup, auto.config, None, progress=False).train()
     return compare_with_exact(result.model, setup.reference), setup.reference
 
 
@@ -86,7 +86,7 @@ def test_seed_target_path_on_trivial() -> None:
     assert cfg.x_h_goal_samples == 1 and not cfg.v_h_e_all_goals and not cfg.x_h_all_goals
     assert setup.reference is not None
     untrained = compare_with_exact(LearnedModel.from_learner(make_learner(setup, cfg), world), setup.reference)
-    result = SyncTrainer(setup, cfg, None, progress=False).train()
+    result = Trainer(setup, cfg, None, progress=False).train()
     metrics = compare_with_exact(result.model, setup.reference)
     assert metrics["v_h_e_mae"] <= 0.4 * untrained["v_h_e_mae"], (metrics, untrained)
     assert metrics["x_h_mae"] <= 0.9 * untrained["x_h_mae"], (metrics, untrained)

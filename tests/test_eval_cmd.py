@@ -38,12 +38,12 @@ def world_and_solution(beta_r: float = 5.0) -> tuple[TabularWorld, ExactSolution
 
 
 class Mix:
-    """Half exact, half uniform (a BatchRobotPolicy)."""
+    """Half exact, half uniform (a RobotPolicy)."""
 
     def __init__(self, sol: ExactSolution) -> None:
         self.sol = sol
 
-    def distributions(self, states: Sequence[State]) -> np.ndarray:
+    def action_distributions(self, states: Sequence[State]) -> np.ndarray:
         rows = self.sol.pi_r[[self.sol.state_id(s) for s in states]]
         return 0.5 * rows + 0.5 / rows.shape[1]
 

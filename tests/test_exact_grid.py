@@ -19,7 +19,7 @@ from humanpower.humans import joint_human_distribution
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.grid.world import GridWorld
-from humanpower.worlds.protocol import compose_joint_action
+from humanpower.worlds.protocol import RobotPolicy, compose_joint_action
 
 PARAMS = TheoryParams(beta_r=5.0, beta_h=4.0, gamma_r=0.95, gamma_h=0.9)
 
@@ -110,7 +110,7 @@ def test_save_load_round_trip(tmp_path: Path, trivial: tuple[GridWorld, ExactSol
         np.testing.assert_array_equal(a, b)
     s0 = world.initial_state()
     assert loaded.values_at(s0) == sol.values_at(s0)
-    assert loaded.policy().distribution(s0).tolist() == sol.pi_r[0].tolist()
+    assert loaded.action_distributions([s0]).tolist() == [sol.pi_r[0].tolist()]
     # A different world, a corrupt file, a truncated file, a missing file.
     with pytest.raises(CheckpointError, match="does not match this world"):
         ExactSolution.load(path, load_world("locked_in"))
@@ -134,12 +134,16 @@ def test_x_h_zero_error_on_a_grid() -> None:
         solve(world)
 
 
-def test_policy_samples_from_pi_r(trivial: tuple[GridWorld, ExactSolution]) -> None:
-    world, sol = trivial
-    policy = sol.policy()
-    rng = np.random.default_rng(0)
-    counts = np.bincount([policy.act(world.initial_state(), rng) for _ in range(4000)], minlength=4)
-    np.testing.assert_allclose(counts / 4000, sol.pi_r[0], atol=0.03)
+def test_solution_is_a_robot_policy_over_its_states(trivial: tuple[GridWorld, ExactSolution]) -> None:
+    _, sol = trivial
+    assert isinstance(sol, RobotPolicy)
+    ids = [0, sol.num_states - 1, 1]
+    rows = sol.action_distributions([sol.states[i] for i in ids])
+    np.testing.assert_array_equal(rows, sol.pi_r[ids])
+    rows[0, 0] = -1.0  # a copy: the solution is untouched
+    assert sol.pi_r[0, 0] >= 0.0 and sol.action_distributions([]).shape == (0, sol.num_robot_actions)
+    with pytest.raises(KeyError, match="not a reachable state"):
+        sol.action_distributions([("not", "a", "state")])
 
 
 EXPECTED_KEYS = {"states", "V_r", "U_r", "Q_r", "pi_r", "X_h", "V_h_e", "actions", "params", "seconds"}

@@ -18,11 +18,12 @@ import pytest
 from humanpower.encoders import grid_encoders
 from humanpower.exact import solve
 from humanpower.learn.actor import ActorOptions
+from humanpower.learn.collector import SyncCollector
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact, uniform_policy_rmse
 from humanpower.learn.terms import build_loss_terms
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup
+from humanpower.learn.trainer import Trainer, TrainingSetup
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.tabular import random_tabular_world
 
@@ -32,10 +33,11 @@ BAR_THEORY = (10.0, 0.99, 0.99, 2.0, 1.0, 1.1)
 
 
 def _train(setup: TrainingSetup, cfg: Phase2Config) -> LearnedModel:
-    trainer = SyncTrainer(setup, cfg, None, progress=False)
+    trainer = Trainer(setup, cfg, None, progress=False)
     # The accuracy options of the config must reach the actor and the losses.
-    assert trainer.actor.options == ActorOptions.from_config(cfg), (
-        "SyncTrainer must build its actor with Actor.from_config(world, prior, cfg, seed=..., "
+    assert isinstance(trainer.collector, SyncCollector)
+    assert trainer.collector.actor.options == ActorOptions.from_config(cfg), (
+        "Trainer's SyncCollector must hold an actor built with Actor.from_config(world, prior, cfg, seed=..., "
         "steps_per_episode=...) so that v_h_e_all_goals / exploring_starts_* apply (docs/LEARNER.md)"
     )
     assert trainer.learner.terms == build_loss_terms(cfg, trainer.learner.goal_sets), (

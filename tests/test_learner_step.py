@@ -137,7 +137,7 @@ def test_acting_policy_is_eval_mode_and_keeps_the_training_mode() -> None:
     assert isinstance(q_r, QRNetwork) and q_r.training
     state = learner.featurizer.state_of(3)
     torch.manual_seed(0)
-    got = learner.acting_policy().q_values(state)
+    got = learner.acting_policy().q_values([state])[0]
     assert q_r.training
     q_r.eval()
     with torch.no_grad():

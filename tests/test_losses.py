@@ -441,7 +441,8 @@ def test_actor_state_dict_continues_exactly(setting) -> None:  # type: ignore[no
 def test_resume_with_the_accuracy_options_is_exact(tmp_path, networks: str) -> None:  # type: ignore[no-untyped-def]
     """The exploring-starts pool and visit counts are part of the checkpoint: resuming equals running straight."""
     from humanpower.api import build_setup
-    from humanpower.learn.trainer import SyncTrainer
+    from humanpower.learn.collector import SyncCollector
+    from humanpower.learn.trainer import Trainer
     from humanpower.worlds.grid.library import load_world
 
     cfg = Phase2Config(
@@ -452,12 +453,12 @@ def test_resume_with_the_accuracy_options_is_exact(tmp_path, networks: str) -> N
         probability_loss="bce", clear_buffer_at_rampup=False,
     )  # fmt: skip
     setup = build_setup(load_world("trivial"), cfg, reference=False)
-    straight = SyncTrainer(setup, cfg, tmp_path / "a", progress=False)
+    straight = Trainer(setup, cfg, tmp_path / "a", progress=False)
     straight.train()
-    SyncTrainer(setup, cfg.replace(num_episodes=4), tmp_path / "b", progress=False).train()
-    resumed = SyncTrainer(setup, cfg, tmp_path / "b", progress=False)
+    Trainer(setup, cfg.replace(num_episodes=4), tmp_path / "b", progress=False).train()
+    resumed = Trainer(setup, cfg, tmp_path / "b", progress=False)
     resumed.train(resume=True)
-    assert straight.actor.pool_size > 50
+    assert isinstance(straight.collector, SyncCollector) and straight.collector.actor.pool_size > 50
     assert resumed.total_steps == straight.total_steps == 80
     for name, module in straight.learner.nets.named().items():
         other = resumed.learner.nets.named()[name].state_dict()

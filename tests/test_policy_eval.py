@@ -48,7 +48,7 @@ def test_evaluating_the_exact_policy_reproduces_the_solver(seed: int, humans: in
     params = TheoryParams(beta_r=4.0, gamma_r=0.9, gamma_h=0.95, zeta=1.5, xi=0.8, eta=1.2)
     sol = solve(world, params)
     assert sol.dag is not None and sol.prior is not None and sol.robot_policy == POWER_LAW
-    for policy in (sol, sol.pi_r.copy(), sol.policy().distribution):
+    for policy in (sol, sol.pi_r.copy()):
         ev = evaluate_policy(world, policy, sol.prior, params, sol.dag, name="exact")
         assert ev.robot_policy == "exact"
         assert_same_values(ev, sol, atol=1e-10)
@@ -91,8 +91,13 @@ def test_toy_by_hand(p_open: float) -> None:
     sol = solve(world, TOY2_PARAMS)
     assert sol.prior is not None and sol.dag is not None
 
-    def policy(state: State) -> list[float]:
-        return [p_open, 1.0 - p_open] if state == (0, 0) else [0.5, 0.5]
+    class OpensAtStart:
+        """A RobotPolicy: open with probability p_open at the start, uniform elsewhere."""
+
+        def action_distributions(self, states: Sequence[State]) -> np.ndarray:
+            return np.array([[p_open, 1.0 - p_open] if s == (0, 0) else [0.5, 0.5] for s in states])
+
+    policy = OpensAtStart()
 
     ev = evaluate_policy(world, policy if p_open != 0.5 else "uniform", sol.prior, TOY2_PARAMS, sol.dag)
     p = np.array([p_open, 1.0 - p_open])
@@ -200,7 +205,8 @@ def test_bad_policies_are_refused_with_one_clear_line() -> None:
         (np.full((n, 3), 1 / 3), f"shape (5, 3), expected ({n}, 2)"),
         (np.full((n + 1, 2), 0.5), "expected (5, 2)"),
         (np.array([[0.9, 0.3]] * n), "not a probability vector"),
-        (lambda s: [1.0, 0.0, 0.0], "expected (2,)"),
+        (Wide(), "action_distributions() returned shape (3, 3), expected (3, 2)"),
+        (lambda s: [1.0, 0.0], "unsupported type function"),
         ("greedy", "unknown name 'greedy'"),
         (solve(random_tabular_world(0, num_actions=2, max_steps=2)), "states in another order"),
     ]
@@ -210,10 +216,17 @@ def test_bad_policies_are_refused_with_one_clear_line() -> None:
         assert message in str(info.value) and "\n" not in str(info.value)
 
 
-class Batch:
-    """A BatchRobotPolicy: always 'close'."""
+class Wide:
+    """A RobotPolicy with one column too many."""
 
-    def distributions(self, states: Sequence[State]) -> np.ndarray:
+    def action_distributions(self, states: Sequence[State]) -> np.ndarray:
+        return np.full((len(states), 3), 1 / 3)
+
+
+class Batch:
+    """A RobotPolicy: always 'close'."""
+
+    def action_distributions(self, states: Sequence[State]) -> np.ndarray:
         return np.tile([0.0, 1.0], (len(states), 1))
 
 

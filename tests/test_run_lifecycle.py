@@ -37,7 +37,7 @@ from humanpower.learn.checkpoint import (
 )
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.runlog import RunLogger, truncate_metrics
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup
+from humanpower.learn.trainer import Trainer, TrainingSetup
 from humanpower.worlds.grid.library import load_world
 
 TINY = dict(
@@ -70,7 +70,7 @@ def setup() -> TrainingSetup:
 def finished(setup: TrainingSetup, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run folder (12 episodes, checkpoints at every 30 env steps, rows every 20)."""
     root = tmp_path_factory.mktemp("finished") / "run"
-    SyncTrainer(setup, CFG, root, progress=False).train()
+    Trainer(setup, CFG, root, progress=False).train()
     assert [int(p.stem[5:]) for p in RunFolder(root).checkpoints()] == STEPS[::-1]
     return root
 
@@ -136,7 +136,7 @@ def test_second_writer_gets_one_clear_line(
         line = _one_line(capsys.readouterr().err)
         assert str(folder.root) in line and f"pid {os.getpid()}" in line and "another humanpower process" in line
         with pytest.raises(RunFolderBusyError):
-            SyncTrainer(setup, CFG.replace(num_episodes=13), folder.root, progress=False).train(resume=True)
+            Trainer(setup, CFG.replace(num_episodes=13), folder.root, progress=False).train(resume=True)
     assert folder.read_status()["status"] == "finished"
 
 
@@ -145,7 +145,7 @@ def test_new_run_never_reuses_a_folder_that_holds_a_run(finished: Path, tmp_path
     root = _copy(finished, tmp_path / "run")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     with pytest.raises(Exception, match="already holds a run"):
-        SyncTrainer(setup, CFG, root, progress=False).train()
+        Trainer(setup, CFG, root, progress=False).train()
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
@@ -178,7 +178,7 @@ def test_corrupt_newest_checkpoint_falls_back_and_is_set_aside(
     newest = folder.latest_checkpoint()
     newest.write_bytes(newest.read_bytes()[:1000])  # cut short
     with caplog.at_level(logging.WARNING):
-        SyncTrainer(setup, CFG, folder.root, progress=False).train(resume=True)
+        Trainer(setup, CFG, folder.root, progress=False).train(resume=True)
     (message,) = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
     assert newest.name in message and "resuming from ckpt-0000000060.pt" in message and "\n" not in message
     assert newest.with_name(newest.name + ".corrupt").is_file()
@@ -208,7 +208,7 @@ def test_resume_truncates_metrics_and_keeps_the_checkpoint_step_in_tensorboard(
     with folder.metrics_path.open("a") as f:
         f.write("12,1")  # a row cut short by the kill
     assert 60 in _tb_steps(finished) and 80 in _csv_steps(folder.metrics_path)
-    SyncTrainer(setup, CFG, folder.root, progress=False).train(resume=True)
+    Trainer(setup, CFG, folder.root, progress=False).train(resume=True)
     steps = _csv_steps(folder.metrics_path)
     assert steps == _csv_steps(finished / "metrics.csv") == [20, 40, 60, 80, 100, 120]
     assert folder.metrics_path.read_text().count("total_steps") == 1
@@ -378,16 +378,16 @@ def test_kill_9_then_eval_then_sigterm_then_resume(
     assert "was killed" in note and "ckpt-" in note
 
     # SIGTERM right after the resumed run's first checkpoint (sent by the process to itself, as `kill PID` would).
-    real_checkpoint = SyncTrainer.checkpoint
+    real_checkpoint = Trainer.checkpoint
     sent: list[int] = []
 
-    def checkpoint_then_sigterm(self: SyncTrainer) -> None:
+    def checkpoint_then_sigterm(self: Trainer) -> None:
         real_checkpoint(self)
         if not sent:  # once: a second SIGTERM would abort at once, as it should
             sent.append(self.total_steps)
             signal.raise_signal(signal.SIGTERM)
 
-    monkeypatch.setattr(SyncTrainer, "checkpoint", checkpoint_then_sigterm)
+    monkeypatch.setattr(Trainer, "checkpoint", checkpoint_then_sigterm)
     start = load_torch(folder.latest_checkpoint())["state"]["total_steps"]
     assert main(["train", "--resume", str(run), "--no-progress"]) == 128 + signal.SIGTERM
     assert "interrupted" in capsys.readouterr().out
@@ -407,21 +407,19 @@ def test_kill_9_then_eval_then_sigterm_then_resume(
 
 
 def test_async_resume_after_a_kill_repeats_no_episode_and_a_finished_run_is_left_alone(tmp_path: Path) -> None:
-    from humanpower.learn.distributed import AsyncTrainer
-
     cfg = CFG.replace(async_training=True, num_actors=1, chunk_size=10)  # one chunk = one episode
     setup = build_setup(load_world("trivial"), cfg, reference=False)
     first = tmp_path / "first"
-    AsyncTrainer(setup, cfg, first, progress=False).train()
+    Trainer(setup, cfg, first, progress=False).train()
     assert _csv_steps(first / "metrics.csv") == [20, 40, 60, 80, 100, 120]
     folder = _killed_after(first, tmp_path / "run", 60)
-    resumed = AsyncTrainer(setup, cfg, folder.root, progress=False).train(resume=True)
+    resumed = Trainer(setup, cfg, folder.root, progress=False).train(resume=True)
     assert not resumed.interrupted and folder.read_status()["status"] == "finished"
     steps = _csv_steps(folder.metrics_path)
     assert steps == [20, 40, 60, 80, 100, 120] and _tb_steps(folder.root) == steps
     episodes = [int(line.split(",")[0]) for line in folder.metrics_path.read_text().splitlines()[1:]]
     assert episodes == [2, 4, 6, 8, 10, 12]  # no episode counted twice
     policy = folder.policy_path.read_bytes()
-    again = AsyncTrainer(setup, cfg, folder.root, progress=False).train(resume=True)
+    again = Trainer(setup, cfg, folder.root, progress=False).train(resume=True)
     assert again.already_finished and folder.policy_path.read_bytes() == policy
     assert len(list(folder.tb_dir.iterdir())) == 2  # the first run's event file and the resume's, no empty third

@@ -26,7 +26,7 @@ from humanpower.learn.schedules import (
     sigmoid_ramp,
     warmup_shortfall,
 )
-from humanpower.learn.trainer import SyncTrainer
+from humanpower.learn.trainer import Trainer
 from humanpower.worlds.grid.library import load_world
 
 CFG = Phase2Config()  # warm-ups 10k, 10k, (10k), 10k, ramp 20k; 500k env steps
@@ -198,7 +198,7 @@ def test_horizon_capped_run_warns_and_records_it(tmp_path: Path, caplog: pytest.
     world = load_world("trivial")
     setup = build_setup(world, HORIZON_BUG, reference=False)
     with caplog.at_level(logging.WARNING, logger="humanpower.learn.trainer"):
-        trainer = SyncTrainer(setup, HORIZON_BUG, tmp_path, progress=False)
+        trainer = Trainer(setup, HORIZON_BUG, tmp_path, progress=False)
         trainer.train()
     assert trainer.total_steps == 300
     messages = [r.getMessage() for r in caplog.records]
@@ -213,7 +213,7 @@ def test_complete_run_records_nominal_beta_r(tmp_path: Path, caplog: pytest.LogC
     cfg = HORIZON_BUG.replace(num_episodes=41)
     setup = build_setup(load_world("trivial"), cfg, reference=False)
     with caplog.at_level(logging.WARNING, logger="humanpower.learn.trainer"):
-        SyncTrainer(setup, cfg, tmp_path, progress=False).train()
+        Trainer(setup, cfg, tmp_path, progress=False).train()
     assert not caplog.records
     status = RunFolder(tmp_path).read_status()
     assert status["warmup_complete"] is True and status["beta_r_final"] == cfg.beta_r and status["warning"] == ""

@@ -83,4 +83,4 @@ def test_fast_step_never_builds_dense_rows(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(SparseRows, "dense", no_dense)
     for t in range(cfg.warmup_env_steps + 1, cfg.warmup_env_steps + 5):
         fast.train_step(t)
-    fast.acting_policy().q_values(fast.featurizer.state_of(0))
+    fast.acting_policy().q_values([fast.featurizer.state_of(0)])

@@ -16,7 +16,7 @@ from humanpower.api import build_setup
 from humanpower.errors import CheckpointError
 from humanpower.learn.checkpoint import RunFolder, load_torch
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.trainer import SyncTrainer
+from humanpower.learn.trainer import Trainer
 from humanpower.worlds.grid.library import load_world
 
 SMALL = dict(
@@ -39,7 +39,7 @@ SMALL = dict(
 )
 
 
-def _params(trainer: SyncTrainer) -> dict[str, torch.Tensor]:
+def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     out = {}
     for name, m in trainer.learner.nets.named().items():
         for k, v in m.state_dict().items():
@@ -61,12 +61,12 @@ def test_resume_is_exact(tmp_path: Path, networks: str) -> None:
     world = load_world("trivial")
     cfg = Phase2Config(**SMALL, networks=networks)
     setup = build_setup(world, cfg, reference=False)
-    straight = SyncTrainer(setup, cfg, tmp_path / "a", progress=False)
+    straight = Trainer(setup, cfg, tmp_path / "a", progress=False)
     straight.train()
 
     half = cfg.replace(num_episodes=6)
-    SyncTrainer(setup, half, tmp_path / "b", progress=False).train()
-    resumed = SyncTrainer(setup, cfg, tmp_path / "b", progress=False)
+    Trainer(setup, half, tmp_path / "b", progress=False).train()
+    resumed = Trainer(setup, cfg, tmp_path / "b", progress=False)
     resumed.train(resume=True)
 
     assert resumed.total_steps == straight.total_steps == 120
@@ -80,7 +80,7 @@ def test_resume_is_exact(tmp_path: Path, networks: str) -> None:
 def test_run_folder_contents(tmp_path: Path) -> None:
     world = load_world("trivial")
     cfg = Phase2Config(**SMALL)
-    result = SyncTrainer(build_setup(world, cfg), cfg, tmp_path, progress=False).train()
+    result = Trainer(build_setup(world, cfg), cfg, tmp_path, progress=False).train()
     folder = RunFolder(tmp_path)
     for name in ("config.yaml", "world.yaml", "run.json", "metrics.csv", "policy.pt", "rollout.gif"):
         assert (tmp_path / name).is_file(), name

@@ -4,7 +4,7 @@
     world = hp.load_world("trivial")
     exact = hp.solve(world)                                   # ExactSolution (small worlds)
     result = hp.train(world, run_dir="runs/demo", budget_minutes=3)  # config derived from the world (rule)
-    result.model.distribution(world.initial_state())           # learned pi_r at s0
+    result.model.action_distributions([world.initial_state()])[0]  # learned pi_r at s0
 
 This module is wiring (like the CLI): it picks the human prior, the encoders and, for small worlds, the exact
 reference solution, then hands an environment-agnostic :class:`TrainingSetup` to the learner.
@@ -28,7 +28,7 @@ from humanpower.humans.uniform import UniformPrior
 from humanpower.learn.autoconfig import AutoConfig, derive_config
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
-from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
+from humanpower.learn.trainer import Trainer, TrainingSetup, TrainResult
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
 from humanpower.worlds.grid.state import GridState
@@ -197,11 +197,7 @@ def train(
     if setup is None:
         setup = build_setup(w, cfg)
     root = Path(run_dir) if run_dir is not None else None
-    if cfg.async_training:
-        from humanpower.learn.distributed import AsyncTrainer
-
-        return AsyncTrainer(setup, cfg, root, progress=progress).train(resume=resume)
-    return SyncTrainer(setup, cfg, root, progress=progress).train(resume=resume)
+    return Trainer(setup, cfg, root, progress=progress).train(resume=resume)
 
 
 __all__ = ["DEFAULT_BUDGET_MINUTES", "EXACT_STATE_LIMIT", "auto_config", "build_setup", "load_world", "solve", "train"]

@@ -14,7 +14,6 @@ from typing import Literal
 from humanpower.errors import UserError
 from humanpower.exact.dag import BatchTransitionModel, StateDag, achieved_matrix, build_dag
 from humanpower.exact.evaluate import (
-    BatchRobotPolicy,
     RobotPolicySpec,
     evaluate_policy,
     goal_reach,
@@ -23,7 +22,7 @@ from humanpower.exact.evaluate import (
 )
 from humanpower.exact.phase1 import ExactHumanPrior, solve_phase1
 from humanpower.exact.phase2 import prior_table, solve_phase2
-from humanpower.exact.result import POWER_LAW, ExactSolution, TabularRobotPolicy
+from humanpower.exact.result import POWER_LAW, ExactSolution
 from humanpower.exact.rollout import RolloutStep, hitting_probability, sample_rollout
 from humanpower.humans.heuristic import HeuristicPrior
 from humanpower.humans.protocol import GoalDistanceModel, HumanPolicyPrior
@@ -92,14 +91,12 @@ def solve(
 
 __all__ = [
     "POWER_LAW",
-    "BatchRobotPolicy",
     "BatchTransitionModel",
     "ExactHumanPrior",
     "ExactSolution",
     "RobotPolicySpec",
     "RolloutStep",
     "StateDag",
-    "TabularRobotPolicy",
     "achieved_matrix",
     "build_dag",
     "evaluate_policy",

@@ -13,9 +13,9 @@ product of the goal-set sizes. :func:`goal_reach` is the undiscounted (6) of the
 
 A robot policy (:data:`RobotPolicySpec`) may be given as
 - ``"uniform"``;
-- an :class:`~humanpower.exact.result.ExactSolution` of the same DAG (its pi_r table);
-- a :class:`BatchRobotPolicy` (anything with ``distributions(states) -> (n, A_r)``, e.g. a learned model);
-- a callable ``state -> probabilities over flat joint robot actions``;
+- any :class:`~humanpower.worlds.protocol.RobotPolicy` (``action_distributions(states) -> (n, A_r)``: a learned
+  model, a Q_r policy, an :class:`~humanpower.exact.result.ExactSolution`; a solution of the same DAG is read as
+  its pi_r table directly);
 - an (N, A_r) table indexed by the DAG's state ids.
 Every form is turned into one validated table by :func:`policy_table`.
 """
@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Literal, TypeAlias
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from humanpower.errors import UserError
 from humanpower.exact.dag import StateDag, achieved_matrix, build_dag
@@ -39,7 +38,7 @@ from humanpower.exact.result import ExactSolution
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
 from humanpower.params import TheoryParams
-from humanpower.worlds.protocol import State, WorldModel
+from humanpower.worlds.protocol import RobotPolicy, WorldModel
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -50,18 +49,7 @@ FORWARD_ELEMENTS = 1 << 24
 """Most float64 entries of the (state, joint goal) distribution held at once by the forward propagation."""
 
 
-@runtime_checkable
-class BatchRobotPolicy(Protocol):
-    """A robot policy that gives pi_r for many states in one call (e.g. a learned model)."""
-
-    def distributions(self, states: Sequence[State]) -> FloatArray:
-        """(len(states), A_r) probabilities over flat joint robot actions (robot 0 least significant)."""
-        ...
-
-
-StatePolicyFn: TypeAlias = Callable[[State], ArrayLike]
-"""pi_r(state) -> probabilities over flat joint robot actions."""
-RobotPolicySpec: TypeAlias = Literal["uniform"] | ExactSolution | BatchRobotPolicy | StatePolicyFn | FloatArray
+RobotPolicySpec: TypeAlias = Literal["uniform"] | RobotPolicy | FloatArray
 """Any robot policy :func:`policy_table` accepts (module docs)."""
 
 
@@ -89,27 +77,18 @@ def policy_table(dag: StateDag, num_actions_r: int, policy: RobotPolicySpec) -> 
                 f"({n} states); solve the same world on the same DAG"
             )
         table = np.asarray(policy.pi_r, dtype=np.float64)
-    elif isinstance(policy, BatchRobotPolicy):
-        live = np.flatnonzero(~dag.terminal)
-        table = np.full((n, num_actions_r), 1.0 / num_actions_r)
-        rows = np.asarray(policy.distributions([dag.states[i] for i in live]), dtype=np.float64)
-        if rows.shape != (live.size, num_actions_r):
-            raise UserError(
-                f"robot policy: distributions() returned shape {rows.shape}, expected {(live.size, num_actions_r)}"
-            )
-        table[live] = rows
     elif isinstance(policy, np.ndarray):
         table = np.asarray(policy, dtype=np.float64)
-    elif callable(policy):
+    elif isinstance(policy, RobotPolicy):
+        live = np.flatnonzero(~dag.terminal)
         table = np.full((n, num_actions_r), 1.0 / num_actions_r)
-        for i in np.flatnonzero(~dag.terminal):
-            row = np.asarray(policy(dag.states[i]), dtype=np.float64)
-            if row.shape != (num_actions_r,):
-                raise UserError(
-                    f"robot policy: returned shape {row.shape} at state {dag.states[i]!r}, expected "
-                    f"({num_actions_r},) (one probability per flat joint robot action)"
-                )
-            table[i] = row
+        rows = np.asarray(policy.action_distributions([dag.states[i] for i in live]), dtype=np.float64)
+        if rows.shape != (live.size, num_actions_r):
+            raise UserError(
+                f"robot policy: action_distributions() returned shape {rows.shape}, expected "
+                f"{(live.size, num_actions_r)} (one row per state, one column per flat joint robot action)"
+            )
+        table[live] = rows
     else:
         raise UserError(f"robot policy: unsupported type {type(policy).__name__} (see RobotPolicySpec)")
     if table.shape != (n, num_actions_r):
@@ -260,9 +239,7 @@ def weighted_rmse(a: FloatArray, b: FloatArray, weights: FloatArray) -> float:
 
 
 __all__ = [
-    "BatchRobotPolicy",
     "RobotPolicySpec",
-    "StatePolicyFn",
     "evaluate_policy",
     "goal_reach",
     "num_robot_actions",

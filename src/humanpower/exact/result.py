@@ -19,7 +19,7 @@ import json
 import math
 import pickle
 import zipfile
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,9 +110,13 @@ class ExactSolution:
             ],
         }
 
-    def policy(self) -> TabularRobotPolicy:
-        """The exact robot policy pi_r as a lookup table."""
-        return TabularRobotPolicy(self)
+    def action_distributions(self, states: Sequence[Hashable]) -> FloatArray:
+        """pi_r rows of ``states`` (copies): the solution as a :class:`~humanpower.worlds.protocol.RobotPolicy`.
+
+        Raises KeyError for a state that is not a reachable state of the solved world.
+        """
+        out: FloatArray = self.pi_r[[self.state_id(s) for s in states]]
+        return out.reshape(len(states), self.pi_r.shape[1])
 
     # -- persistence --------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -232,20 +236,3 @@ class ExactSolution:
             problems.append("array shapes do not match the state count")
         if problems:
             raise CheckpointError(f"{path}: solution does not match this world: {'; '.join(problems)}")
-
-
-class TabularRobotPolicy:
-    """The exact robot policy pi_r(s) as a lookup over the solved states (flat joint robot actions)."""
-
-    def __init__(self, solution: ExactSolution) -> None:
-        self.solution = solution
-
-    def distribution(self, state: Hashable) -> FloatArray:
-        """pi_r(state) over flat joint robot actions (robot 0 least significant)."""
-        out: FloatArray = self.solution.pi_r[self.solution.state_id(state)].copy()
-        return out
-
-    def act(self, state: Hashable, rng: np.random.Generator) -> int:
-        """A flat joint robot action sampled from pi_r(state)."""
-        p = self.solution.pi_r[self.solution.state_id(state)]
-        return int(rng.choice(len(p), p=p))

@@ -12,7 +12,7 @@ from humanpower.exact.result import ExactSolution
 from humanpower.goals import Goal
 from humanpower.humans.joint import joint_human_distribution
 from humanpower.humans.protocol import HumanPolicyPrior
-from humanpower.worlds.protocol import State, WorldModel, compose_joint_action, sample_successor
+from humanpower.worlds.protocol import State, WorldModel, action_distribution, compose_joint_action, sample_successor
 
 
 def hitting_probability(
@@ -79,11 +79,11 @@ def sample_rollout(
         else:
             gs = world.goal_set(h)
             chosen[h] = gs.goals[gs.sample_index(rng)]
-    policy = solution.policy()
     s = world.initial_state()
     steps: list[RolloutStep] = []
     while not world.is_terminal(s):
-        a_r = policy.act(s, rng)
+        p_r = action_distribution(solution, s)
+        a_r = int(rng.choice(len(p_r), p=p_r))
         acts = []
         for h in world.humans:
             p = np.asarray(prior.action_distribution(s, h, chosen[h]), dtype=np.float64)

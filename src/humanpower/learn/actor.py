@@ -39,13 +39,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.policy import robot_action_distribution, sample_action
+from humanpower.learn.policy import QPolicy, sample_action
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import (
     BatchTransitionModel,
@@ -60,16 +60,6 @@ from humanpower.worlds.protocol import (
 )
 
 Distribution = tuple[tuple[float, State], ...]
-
-
-class ActingPolicy(Protocol):
-    """A frozen robot policy snapshot: Q_r values per state, and the learner version it was taken at."""
-
-    version: int
-
-    def q_values(self, state: State) -> np.ndarray:
-        """Q_r(state, .) for every joint robot action (all < 0)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -245,10 +235,12 @@ class Actor:
                 self._pool_visits[k] = 0
 
     # -- one env step -------------------------------------------------------------------------------------------
-    def step(self, policy: ActingPolicy | None, explore: ExplorationParams, total_steps: int) -> Transition:
+    def step(self, policy: QPolicy | None, explore: ExplorationParams, total_steps: int) -> Transition:
         """Take one env step from the current state and return the transition (with the target draw).
 
-        ``policy`` may be None while beta_r = 0 (the robot is uniform then and needs no Q_r). An exploring
+        The robot fleet acts by ``policy`` at this step's ``explore`` parameters (its RobotPolicy
+        ``action_distributions``) and the transition records ``policy.version``. ``policy`` may be None while
+        beta_r = 0 (the robot is uniform then and needs no Q_r). An exploring
         episode at the horizon first jumps to a fresh pool state (with fresh behaviour goals).
         """
         if self.episode_done:
@@ -277,8 +269,8 @@ class Actor:
         if explore.beta_r == 0.0 or policy is None:
             robot_action = int(rng.integers(self.num_robot_actions))
         else:
-            probs = robot_action_distribution(policy.q_values(state), explore.beta_r, explore.epsilon)
-            robot_action = sample_action(probs, rng)
+            acting = policy.with_exploration(explore.beta_r, explore.epsilon)
+            robot_action = sample_action(acting.action_distributions([state])[0], rng)
 
         # Target draw: fresh goals from the prior and actions from pi_h(s, g) for every human.
         target_goals = tuple(gs.sample_index(rng) for gs in self.goal_sets)
@@ -407,16 +399,3 @@ class Actor:
         self._pool_visits[: len(visits)] = visits
         self._pool_seen = set(d.get("pool_seen", []))
         self._pool_offered = int(d.get("pool_offered", len(self._pool)))
-
-
-def collect_episode(
-    actor: Actor, policy: ActingPolicy | None, explore: Sequence[ExplorationParams], total_steps: int
-) -> list[Transition]:
-    """Run one whole episode with a fixed policy snapshot (used by async actors); ``explore[i]`` for step i."""
-    actor.begin_episode()
-    out = []
-    i = 0
-    while not actor.episode_done:
-        out.append(actor.step(policy, explore[min(i, len(explore) - 1)], total_steps + i))
-        i += 1
-    return out

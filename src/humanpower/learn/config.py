@@ -245,7 +245,9 @@ class Phase2Config:
     backend: str = "local"
     """Async backend: local (multiprocessing) or ray."""
     ray_address: str | None = None
-    """Address of an existing Ray cluster (None = start a local one); only with backend ray."""
+    """Address of an existing Ray cluster to join, HOST:PORT of its head node as ``ray start --head`` prints it
+    (None = start a local Ray instance for the run); only with backend ray. Every node needs humanpower
+    importable; actors are spread over the nodes (docs/ASYNC.md, "Ray on an existing cluster")."""
     chunk_size: int = 64
     """Transitions per shipment from an actor to the learner; >= 1."""
     max_env_steps_per_train_step: float | None = 8.0

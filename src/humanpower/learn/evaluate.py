@@ -26,6 +26,7 @@ from humanpower.learn.checkpoint import POLICY_KIND, load_torch, save_torch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
 from humanpower.learn.networks import Phase2Networks, build_networks
+from humanpower.learn.policy import QPolicy
 from humanpower.learn.terms import y_min
 from humanpower.worlds.protocol import State, WorldModel
 
@@ -94,18 +95,11 @@ class LearnedModel:
                 m.train(was[name])
         return {k: np.concatenate(v) for k, v in out.items()}
 
-    def distributions(self, states: Sequence[State]) -> np.ndarray:
-        """pi_r at ``states`` (rows), nominal beta_r: a :class:`humanpower.exact.evaluate.BatchRobotPolicy`."""
-        return self.evaluate(states)["pi_r"]
-
-    def distribution(self, state: State) -> np.ndarray:
-        """pi_r(state, .) at the nominal beta_r (no exploration)."""
-        return self.evaluate([state])["pi_r"][0]
-
-    def act(self, state: State, rng: np.random.Generator) -> int:
-        """A joint robot action drawn from pi_r(state)."""
-        p = self.distribution(state)
-        return int(rng.choice(len(p), p=p / p.sum()))
+    def action_distributions(self, states: Sequence[State]) -> np.ndarray:
+        """pi_r at ``states``, (N, A_r): the power law at the nominal beta_r, no exploration (a
+        :class:`~humanpower.worlds.protocol.RobotPolicy`; equals ``evaluate(states)["pi_r"]`` to float32
+        precision, at the cost of Q_r alone)."""
+        return QPolicy(self.nets.q_r, self.featurizer.batch, -1, self.cfg.beta_r).action_distributions(states)
 
     # -- persistence ----------------------------------------------------------------------------------------
     def to_checkpoint(self) -> dict[str, Any]:

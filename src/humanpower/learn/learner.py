@@ -6,7 +6,6 @@ Synchronous and asynchronous training share this class unchanged; they differ on
 
 from __future__ import annotations
 
-import copy
 from typing import Any, cast
 
 import numpy as np
@@ -16,12 +15,13 @@ from humanpower.goals import GoalSet
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer
-from humanpower.learn.networks import Phase2Networks, QRNetwork, enable_state_memos
+from humanpower.learn.networks import Phase2Networks, enable_state_memos
+from humanpower.learn.policy import QPolicy
 from humanpower.learn.replay import ReplayBuffer, Transition
 from humanpower.learn.schedules import NUM_STAGES, StageTable, beta_r_at, grad_clip_at, lr_at
 from humanpower.learn.target_nets import TargetNetwork
 from humanpower.learn.terms import LossTerm, StepData, build_loss_terms
-from humanpower.worlds.protocol import State, WorldModel, num_robot_actions
+from humanpower.worlds.protocol import WorldModel, num_robot_actions
 
 NETWORK_NAMES = ("q_r", "v_h_e", "x_h", "u_r", "v_r")
 
@@ -56,27 +56,6 @@ def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> None:
 def target_view(targets: dict[str, TargetNetwork]) -> Phase2Networks:
     """The target copies as a :class:`Phase2Networks` (what every loss term's target reads)."""
     return Phase2Networks(**{name: cast(Any, t.module) for name, t in targets.items()})
-
-
-class NetworkPolicy:
-    """Acting with a Q_r network: eval mode (no dropout), no gradients. ``version`` = learner training steps."""
-
-    def __init__(self, q_r: torch.nn.Module, featurizer: Featurizer, version: int) -> None:
-        self.q_r = q_r
-        self.featurizer = featurizer
-        self.version = version
-
-    def q_values(self, state: State) -> np.ndarray:
-        batch = self.featurizer.batch([state])
-        with torch.no_grad():
-            if isinstance(self.q_r, QRNetwork):  # eval-mode values without switching the live network's mode
-                q = self.q_r.eval_values(batch)
-            else:
-                was_training = self.q_r.training
-                self.q_r.eval()
-                q = self.q_r(batch)
-                self.q_r.train(was_training)
-        return q[0].double().cpu().numpy()
 
 
 class Learner:
@@ -151,14 +130,10 @@ class Learner:
         """True once replay can serve a full batch (respecting the sampler policies)."""
         return self.replay.can_sample(max(self.cfg.batch_size, self.cfg.x_h_batch_size or 0))
 
-    def acting_policy(self) -> NetworkPolicy:
-        """The live Q_r network as an acting policy (synchronous training)."""
-        return NetworkPolicy(self.nets.q_r, self.featurizer, self.train_steps)
-
-    def snapshot_policy(self) -> NetworkPolicy:
-        """A frozen CPU copy of Q_r (asynchronous actors act with exactly this copy)."""
-        q = copy.deepcopy(self.nets.q_r).to("cpu").eval()
-        return NetworkPolicy(q, self.featurizer, self.train_steps)
+    def acting_policy(self) -> QPolicy:
+        """The live Q_r network as the robot's policy (the synchronous actor acts with it; ``version`` = training
+        steps so far; nominal beta_r and no exploration until the actor sets its step's values)."""
+        return QPolicy(self.nets.q_r, self.featurizer.batch, self.train_steps, self.cfg.beta_r)
 
     # -- one training step --------------------------------------------------------------------------------------
     def active_terms(self, total_steps: int) -> tuple[LossTerm[Any], ...]:

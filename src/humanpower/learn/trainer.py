@@ -1,22 +1,29 @@
-"""Synchronous Phase 2 training: the reference loop (exactly reproducible from a seed and from a checkpoint).
+"""Phase 2 training: one loop for synchronous and asynchronous training, which differ only in the collector.
 
-    for each env step:                           # total_steps drives stages, beta_r, epsilon and lr
-        transition = actor.step(policy, beta_r(t), epsilon(t))
-        learner.add([transition]); t += 1; learner.on_env_steps(t)      # replay policies: clear at ramp bounds
-        repeat updates_per_step times (once replay holds >= batch_size): learner.train_step(t)
-        at episode ends: log, checkpoint
+    collector.start(learner)                         # SyncCollector: one in-process actor, the live Q_r
+    while the budget is not reached:                 # ActorPoolCollector: actors on processes / Ray (docs/ASYNC.md)
+        for chunk in collector.collect(...):         # env steps, stamped with tickets (= total_steps)
+            drop transitions older than max_policy_lag; learner.add(rest)
+            total_steps += len(chunk); learner.on_env_steps(total_steps)     # replay policies: clear at ramp bounds
+            lockstep (sync): train updates_per_step times per env step (once replay holds a batch)
+            at episode counts: log, checkpoint
+        free-running (async): one training step per turn whenever replay holds a batch
+        every actor_sync_freq training steps (async): collector.publish(learner)
 
-The asynchronous wiring (``learn/distributed``) reuses the same Actor and Learner objects.
+The scheduling decisions are a :class:`~humanpower.learn.collector.Pacing` the trainer owns. With the
+synchronous collector a run is exactly reproducible from a seed and from a checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,7 @@ import torch
 
 from humanpower.errors import CheckpointError, ConfigError
 from humanpower.humans.protocol import HumanPolicyPrior
-from humanpower.learn.actor import Actor, ExplorationParams
+from humanpower.learn.actor import Actor
 from humanpower.learn.checkpoint import (
     RunFolder,
     RunFolderWriteError,
@@ -33,7 +40,11 @@ from humanpower.learn.checkpoint import (
     describe_os_error,
     save_torch,
 )
+from humanpower.learn.collector import ActorCrash, Chunk, Collector, Pacing, SyncCollector, crossed, mean_or_nan
 from humanpower.learn.config import Phase2Config
+from humanpower.learn.distributed.pool import ActorPoolCollector
+from humanpower.learn.distributed.protocol import ActorCrashError, SetupFactory, actor_spec
+from humanpower.learn.distributed.ray_backend import import_ray
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
 from humanpower.learn.evaluate import LearnedModel, compare_with_exact
 from humanpower.learn.learner import Learner
@@ -76,6 +87,10 @@ class TrainResult:
     """The signal that interrupted the run (``signal.SIGINT`` or ``signal.SIGTERM``), if any."""
     already_finished: bool = False
     """A resume of a finished run with no larger budget: nothing was trained or written."""
+    crashes: list[ActorCrash] = field(default_factory=list)
+    """Actor failures of the whole run (asynchronous training; restarted ones and a last, fatal one)."""
+    discarded_chunks: int = 0
+    """Chunks that arrived after the stop of this call (asynchronous training) and were discarded."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,16 +116,50 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
     return Learner(world, cfg, nets, featurizer, device)
 
 
-class SyncTrainer:
-    """The synchronous loop. ``run_dir=None`` trains in memory only (tests, the Python API).
+class _Window:
+    """What happened since the last metrics row (the losses are checkpointed; the rest restarts on resume)."""
+
+    def __init__(self, total_steps: int, train_steps: int, losses: dict[str, list[float]] | None = None) -> None:
+        self.t0 = time.perf_counter()
+        self.steps0 = total_steps
+        self.train0 = train_steps
+        self.losses: dict[str, list[float]] = losses if losses is not None else {}
+        self.lag_sum = 0
+        self.lag_count = 0
+        self.lag_max = -1
+        self.dropped = 0
+
+
+class Trainer:
+    """Phase 2 training of one run. ``run_dir=None`` trains in memory only (tests, the Python API).
+
+    The collector follows the config: :class:`~humanpower.learn.collector.SyncCollector` (one in-process actor)
+    or, with ``async_training``, an :class:`~humanpower.learn.distributed.pool.ActorPoolCollector` (``backend``
+    local or ray, ``num_actors``); the loop, run folder, checkpoints and metrics are the same.
 
     With a run folder, :meth:`train` holds the folder's lock for the whole call (a second writer gets
     RunFolderBusyError), turns SIGINT/SIGTERM into a clean stop (checkpoint, status ``interrupted``) and an OSError
-    on the folder into one RunFolderWriteError line (status ``failed`` where it can still be written).
+    on the folder into one RunFolderWriteError line (status ``failed`` where it can still be written). An actor
+    crashing more than ``actor_max_restarts`` times stops the run with ActorCrashError (checkpoint, ``failed``).
+
+    Args:
+        setup: the run's world, prior and encoders. Asynchronous actors receive pickled copies of the world, prior
+            and state encoder, unless ``setup_factory`` is given.
+        cfg: the config.
+        run_dir: run folder (None = in memory only).
+        progress: show the progress bar.
+        setup_factory: a picklable callable returning the TrainingSetup, called in each asynchronous actor to
+            build its own world, prior and state encoder (for setups that do not pickle).
     """
 
     def __init__(
-        self, setup: TrainingSetup, cfg: Phase2Config, run_dir: Path | None = None, *, progress: bool = True
+        self,
+        setup: TrainingSetup,
+        cfg: Phase2Config,
+        run_dir: Path | None = None,
+        *,
+        progress: bool = True,
+        setup_factory: SetupFactory | None = None,
     ) -> None:
         self.setup = setup
         self.cfg = cfg
@@ -123,14 +172,31 @@ class SyncTrainer:
         self.learner = make_learner(setup, cfg)
         world = setup.world
         self.episode_len = min(cfg.steps_per_episode, world.max_steps)
-        self.actor = Actor.from_config(world, setup.prior, cfg, seed=cfg.seed, steps_per_episode=self.episode_len)
+        self.pacing = Pacing.from_config(cfg)
+        self.setup_factory = setup_factory
+        self.collector: Collector = (
+            ActorPoolCollector(actor_spec(setup, cfg, self.learner, self.episode_len, setup_factory), cfg)
+            if cfg.async_training
+            else SyncCollector(
+                Actor.from_config(world, setup.prior, cfg, seed=cfg.seed, steps_per_episode=self.episode_len), cfg
+            )
+        )
         self.total_steps = 0
         self.episode = 0
         self.metrics: list[dict[str, Any]] = []
+        self.crashes: list[ActorCrash] = []
+        """Actor failures of the whole run (checkpointed), this call's last."""
+        self.max_lag_seen = -1
+        """Largest policy lag (learner version at arrival - the transition's version) of any transition received."""
+        self.dropped_stale = 0
+        """Transitions dropped for a policy lag above max_policy_lag."""
         self._logger: RunLogger | None = None
         """The metrics logger while :meth:`train` runs (flushed before each checkpoint)."""
-        self._loss_window: dict[str, list[float]] = {}
-        """Losses since the last metrics row (checkpointed, so a resumed run logs the same rows)."""
+        self.actor_locations: list[dict[str, Any]] = []
+        """Where the actors of this train call ran: one ``{actor, incarnation, location}`` per incarnation seen
+        (in ``run.json`` as ``actor_locations``)."""
+        self._window = _Window(0, 0)
+        self._discarded = 0
 
     # -- run folder -----------------------------------------------------------------------------------------
     def _init_run_folder(self) -> None:
@@ -149,21 +215,23 @@ class SyncTrainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "learner": self.learner.state_dict(),
-            "actor": self.actor.state_dict(),
+            **self.collector.state_dict(),
             "total_steps": self.total_steps,
             "episode": self.episode,
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
-            "loss_window": {k: list(v) for k, v in self._loss_window.items()},
+            "loss_window": {k: list(v) for k, v in self._window.losses.items()},
+            "async": {"crashes": [asdict(c) for c in self.crashes]},
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.learner.load_state_dict(d["learner"])
-        self.actor.load_state_dict(d["actor"])
+        self.collector.load_state_dict(d)
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
         torch.set_rng_state(d["torch_rng"])
-        self._loss_window = {k: list(v) for k, v in d.get("loss_window", {}).items()}
+        self._window.losses = {k: list(v) for k, v in d.get("loss_window", {}).items()}
+        self.crashes = [ActorCrash(**c) for c in d.get("async", {}).get("crashes", [])]
 
     def resume(self) -> None:
         """Load the newest readable checkpoint of the run folder.
@@ -190,15 +258,11 @@ class SyncTrainer:
             if self._logger is not None:
                 self._logger.flush()  # every TensorBoard point up to this step is on disk with the checkpoint
             self.run.save_checkpoint({"state": self.state_dict()}, self.total_steps, self.cfg.keep_checkpoints)
-            self.run.write_status(episode=self.episode)
+            self.run.write_status(episode=self.episode, actor_locations=self.actor_locations)
 
     def _work_left(self) -> bool:
         """Whether the run has not reached its budget (``num_episodes``) yet."""
-        return self.episode < self.cfg.num_episodes
-
-    def _beyond_budget(self) -> bool:
-        """Whether the run already did more than its budget (a resume with a smaller ``num_episodes``)."""
-        return self.episode > self.cfg.num_episodes
+        return self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
 
     def _open_run(self, resume: bool) -> RunStart:
         """Initialise a new run folder, or resume from its newest checkpoint (the caller holds the lock)."""
@@ -209,7 +273,7 @@ class SyncTrainer:
             return RunStart()
         status = run.read_status().get("status")
         self.resume()
-        if self._beyond_budget():
+        if self.pacing.beyond(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len):
             raise below_done_error(self.cfg.num_episodes, self.episode, self.total_steps, run)
         if status == "finished" and not self._work_left():
             return RunStart(resumed_at=self.total_steps, already_finished=True)
@@ -255,7 +319,7 @@ class SyncTrainer:
             logger = RunLogger(root, budget, self.total_steps, self.progress, purge_after=start.resumed_at)
             self._logger = logger
             try:
-                self._collect_and_train(logger, stop)
+                self._collect_and_train(logger, stop, budget)
             finally:
                 self._logger = None
                 logger.close()
@@ -263,42 +327,93 @@ class SyncTrainer:
             return self._result(self._finish(interrupted), stopped_by=stop.signal if interrupted else None)
 
     def _prepare(self) -> None:
-        """Checks to make before the run folder is touched (none for the synchronous loop)."""
+        """Checks before the run folder is touched: the optional Ray dependency, actors' setup pickles."""
+        cfg = self.cfg
+        if not cfg.async_training:
+            return
+        if cfg.backend == "ray":
+            import_ray()
+        if isinstance(self.collector, ActorPoolCollector):
+            try:
+                pickle.dumps(self.collector.spec)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                raise ConfigError(
+                    "async_training: the world, human prior or state encoder cannot be sent to actor processes "
+                    f"({type(exc).__name__}: {exc}); pass a picklable setup_factory to the Trainer"
+                ) from None
 
-    def _collect_and_train(self, logger: RunLogger, stop: StopRequest) -> None:
-        cfg, learner, actor = self.cfg, self.learner, self.actor
-        window = self._loss_window
-        t0, steps0, train0 = time.perf_counter(), self.total_steps, learner.train_steps
-        while self.episode < cfg.num_episodes and not stop.requested:
-            if actor.episode_done:
-                actor.begin_episode()
-            beta_r = beta_r_at(self.total_steps, cfg)
-            explore = ExplorationParams(beta_r=beta_r, epsilon=epsilon_at(self.total_steps, cfg))
-            policy = learner.acting_policy() if beta_r > 0 else None
-            transition = actor.step(policy, explore, self.total_steps)
-            learner.add([transition])
-            self.total_steps += 1
-            learner.on_env_steps(self.total_steps)
-            if learner.ready():
-                for _ in range(cfg.updates_per_step):
-                    for name, value in learner.train_step(self.total_steps).items():
-                        window.setdefault(name, []).append(value)
-            logger.advance(1)
-            if actor.episode_done:
-                self.episode += 1
-                if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
-                    now = time.perf_counter()
-                    row = self._metrics_row(window, now - t0, self.total_steps - steps0, learner.train_steps - train0)
-                    t0, steps0, train0 = now, self.total_steps, learner.train_steps
-                    window = self._loss_window = {}
-                    self.metrics.append(row)
-                    logger.log(row, self.total_steps, _postfix(row))
-                if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:
-                    self.checkpoint()
+    def _collect_and_train(self, logger: RunLogger, stop: StopRequest, budget: int) -> None:
+        collector, learner, pacing = self.collector, self.learner, self.pacing
+        crashes_before = len(self.crashes)
+        self._window = _Window(self.total_steps, learner.train_steps, self._window.losses)
+        self.actor_locations = []
+        failed = False
+        try:
+            collector.start(learner, pacing, self.total_steps, budget)  # inside: a half-started pool is closed too
+            while self._work_left() and not stop.requested:
+                chunks = collector.collect(learner.train_steps, learner.ready())
+                self.crashes[crashes_before:] = collector.crashes
+                for chunk in chunks:
+                    self._absorb(chunk, logger)
+                    if learner.ready():
+                        self._train(pacing.updates_after(len(chunk.transitions)))
+                    self._episodes_finished(chunk.episodes_finished, logger)
+                if not pacing.lockstep and self._work_left() and learner.ready():
+                    self._train(1)
+        except ActorCrashError:
+            failed = True
+            raise
+        finally:
+            self._discarded = collector.close()
+            self.crashes[crashes_before:] = collector.crashes
+            if failed and self.run is not None:
+                self.checkpoint()
+                self.run.write_status(status="failed", crashes=len(self.crashes))
 
-    def _status_fields(self) -> dict[str, Any]:
-        """Extra ``run.json`` fields written when the run ends."""
-        return {}
+    def _absorb(self, chunk: Chunk, logger: RunLogger) -> None:
+        """Replay gets the chunk's transitions within max_policy_lag; the env-step clock advances by all of them."""
+        learner, window = self.learner, self._window
+        seen = {"actor": chunk.actor_id, "incarnation": chunk.incarnation, "location": chunk.location}
+        if seen not in self.actor_locations:  # a few entries: one per actor incarnation
+            log.info("actor %d (incarnation %d) runs on %s", chunk.actor_id, chunk.incarnation, chunk.location)
+            self.actor_locations.append(seen)
+        version = learner.train_steps
+        keep = []
+        for t in chunk.transitions:
+            lag = version - t.policy_version
+            window.lag_sum += lag
+            window.lag_max = max(window.lag_max, lag)
+            if self.pacing.keeps(lag):
+                keep.append(t)
+        n = len(chunk.transitions)
+        window.lag_count += n
+        self.max_lag_seen = max(self.max_lag_seen, window.lag_max)
+        window.dropped += n - len(keep)
+        self.dropped_stale += n - len(keep)
+        learner.add(keep)
+        self.total_steps += n
+        learner.on_env_steps(self.total_steps)
+        logger.advance(n)
+
+    def _train(self, steps: int) -> None:
+        """``steps`` training steps (losses into the metrics window), publishing the policy when due."""
+        learner, losses = self.learner, self._window.losses
+        for _ in range(steps):
+            for name, value in learner.train_step(self.total_steps).items():
+                losses.setdefault(name, []).append(value)
+            if self.pacing.publish_due(learner.train_steps):
+                self.collector.publish(learner, self.total_steps)
+
+    def _episodes_finished(self, count: int, logger: RunLogger) -> None:
+        """Count finished episodes; log a row and checkpoint when their counts cross the intervals (or at the
+        end of the budget)."""
+        cfg = self.cfg
+        before, self.episode = self.episode, self.episode + count
+        end = not self._work_left() and self._window.steps0 != self.total_steps
+        if crossed(before, self.episode, cfg.log_every_episodes) or end:
+            self._log_row(logger)
+        if self.run is not None and crossed(before, self.episode, cfg.checkpoint_every_episodes):
+            self.checkpoint()
 
     def _finish(self, interrupted: bool) -> LearnedModel:
         """The final checkpoint, policy, rollout GIF and status."""
@@ -309,7 +424,9 @@ class SyncTrainer:
             if not interrupted:
                 self._write_rollout(model)
             self.run.write_status(
-                status="interrupted" if interrupted else "finished", episode=self.episode, **self._status_fields()
+                status="interrupted" if interrupted else "finished",
+                episode=self.episode,
+                crashes=len(self.crashes),
             )
         if not interrupted:
             record_final_beta_r(self.cfg, self.total_steps, self.run)
@@ -319,7 +436,38 @@ class SyncTrainer:
         self, model: LearnedModel, *, stopped_by: int | None = None, already_finished: bool = False
     ) -> TrainResult:
         root = self.run.root if self.run else None
-        return TrainResult(model, self.metrics, root, stopped_by is not None, stopped_by, already_finished)
+        return TrainResult(
+            model,
+            self.metrics,
+            root,
+            stopped_by is not None,
+            stopped_by,
+            already_finished,
+            list(self.crashes),
+            self._discarded,
+        )
+
+    # -- metrics --------------------------------------------------------------------------------------------
+    def _log_row(self, logger: RunLogger) -> None:
+        w, learner = self._window, self.learner
+        now = time.perf_counter()
+        seconds = max(now - w.t0, 1e-9)
+        env_steps = self.total_steps - w.steps0
+        train_steps = learner.train_steps - w.train0
+        row = self._metrics_row(w.losses, seconds, env_steps, train_steps)
+        row.update(
+            {
+                "policy_lag_mean": mean_or_nan(w.lag_sum, w.lag_count),
+                "policy_lag_max": w.lag_max if w.lag_count else math.nan,
+                "replay_ratio": train_steps * self.cfg.batch_size / env_steps if env_steps else math.nan,
+                "dropped_stale": w.dropped,
+                "actor_restarts": sum(c.restarted for c in self.crashes),
+                **self.collector.row_fields(seconds),
+            }
+        )
+        self.metrics.append(row)
+        logger.log(row, self.total_steps, _postfix(row))
+        self._window = _Window(self.total_steps, learner.train_steps)
 
     def _metrics_row(
         self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int
@@ -376,6 +524,10 @@ def _postfix(row: dict[str, Any]) -> dict[str, str]:
         value = row.get(f"loss_{name}")
         if value is not None and value == value:
             out[name] = f"{value:.2e}"
+    for key, name in (("policy_lag_mean", "lag"), ("queue_fill", "fill")):
+        value = row.get(key)
+        if value is not None and value == value and (key != "policy_lag_mean" or value > 0):
+            out[name] = f"{value:.2f}" if key == "queue_fill" else f"{value:.0f}"
     if "pi_r_rmse" in row:
         out["pi_rmse"] = f"{row['pi_r_rmse']:.3f}"
     return out

@@ -148,6 +148,28 @@ class SimulatorModel(WorldModel, Protocol):
     def np_random(self) -> np.random.Generator: ...
 
 
+@runtime_checkable
+class RobotPolicy(Protocol):
+    """A robot fleet policy pi_r(s, .): the one interface through which anything acts or is evaluated.
+
+    Implemented by the exact solution (:class:`humanpower.exact.ExactSolution`, its pi_r table), the trained
+    model (:class:`humanpower.learn.evaluate.LearnedModel`, the power law at the nominal beta_r) and the actors'
+    and learner's Q_r policies (:class:`humanpower.learn.policy.QPolicy`, power law plus epsilon-uniform
+    exploration). :func:`humanpower.exact.evaluate_policy` evaluates any of them exactly.
+    """
+
+    def action_distributions(self, states: Sequence[State]) -> np.ndarray:
+        """(len(states), A_r) float64 rows, each a probability vector over flat joint robot actions (robot 0 the
+        least significant digit, :func:`encode_robot_action`)."""
+        ...
+
+
+def action_distribution(policy: RobotPolicy, state: State) -> np.ndarray:
+    """pi_r(state, .) of ``policy``: the single-state form of :meth:`RobotPolicy.action_distributions`."""
+    row: np.ndarray = policy.action_distributions([state])[0]
+    return row
+
+
 def num_robot_actions(world: WorldModel) -> int:
     """Size of the fleet's joint action space, num_actions ** len(robots)."""
     return int(world.num_actions ** len(world.robots))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from humanpower.learn.distributed.protocol import Chunk
+from humanpower.learn.collector import Chunk
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import State
 
@@ -80,12 +80,14 @@ class PackedChunk:
     """Per-transition columns and the distribution table (``dist_offsets``, ``dist_succ``, ``dist_prob``)."""
     policy_shapes: tuple[tuple[int, int], ...] | None
     """Per human, the (goals, actions) shape of ``human_policies``; None when the transitions carry none."""
+    location: str = ""
+    """The chunk's :attr:`~humanpower.learn.collector.Chunk.location`."""
 
     def unpack(self) -> Chunk:
         """The chunk, with transitions equal to the packed ones."""
         actor_id, incarnation, request_id, finished, seconds = self.header
         if not self.columns:
-            return Chunk(actor_id, incarnation, request_id, (), finished, seconds)
+            return Chunk(actor_id, incarnation, request_id, (), finished, seconds, self.location)
         states: tuple[State, ...] = pickle.loads(self.states)
         c = self.columns
         offsets = c["dist_offsets"].tolist()
@@ -133,7 +135,7 @@ class PackedChunk:
                     human_policies=pols,
                 )
             )
-        return Chunk(actor_id, incarnation, request_id, tuple(out), finished, seconds)
+        return Chunk(actor_id, incarnation, request_id, tuple(out), finished, seconds, self.location)
 
 
 def pack_chunk(chunk: Chunk) -> PackedChunk:
@@ -141,7 +143,7 @@ def pack_chunk(chunk: Chunk) -> PackedChunk:
     ts = chunk.transitions
     header = (chunk.actor_id, chunk.incarnation, chunk.request_id, chunk.episodes_finished, chunk.seconds)
     if not ts:
-        return PackedChunk(header, pickle.dumps(()), {}, None)
+        return PackedChunk(header, pickle.dumps(()), {}, None, chunk.location)
     interner = _Interner()
     columns: dict[str, NDArray[Any]] = {
         "state": np.array([interner.state(t.state) for t in ts], dtype=np.int32),
@@ -185,7 +187,7 @@ def pack_chunk(chunk: Chunk) -> PackedChunk:
     columns["dist_succ"] = np.array(interner.succ, dtype=np.int32)
     columns["dist_prob"] = np.array(interner.prob, dtype=np.float64)
     states = pickle.dumps(tuple(interner.states), protocol=pickle.HIGHEST_PROTOCOL)
-    return PackedChunk(header, states, columns, shapes)
+    return PackedChunk(header, states, columns, shapes, chunk.location)
 
 
 __all__ = ["PackedChunk", "pack_chunk"]

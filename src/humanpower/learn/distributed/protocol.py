@@ -7,8 +7,9 @@ The learner drives everything (pull model, the same for every backend):
   schedules read): the actor acts with ``beta_r_at(ticket)`` / ``epsilon_at(ticket)`` and stamps the transition
   with it, exactly as the synchronous loop does with its own counter. Tickets are handed out in order, so every
   env step of a run has a distinct ticket.
-* The actor answers each request with one :class:`Chunk` (the transitions, each carrying the version of the
-  policy snapshot it was collected with), or the pool reports an :class:`ActorFailure`.
+* The actor answers each request with one :class:`~humanpower.learn.collector.Chunk` (the transitions, each
+  carrying the version of the policy snapshot it was collected with), or the pool reports an
+  :class:`ActorFailure`.
 * Every ``actor_sync_freq`` training steps the learner broadcasts a :class:`PolicyUpdate` (CPU weights of Q_r,
   plus the learner's state ids for the tabular backend). An actor adopts the newest update it holds at its next
   episode boundary, never mid-episode.
@@ -29,9 +30,9 @@ import torch
 
 from humanpower.errors import RunError
 from humanpower.humans.protocol import HumanPolicyPrior
+from humanpower.learn.collector import Chunk
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import StateEncoder
-from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import SimulatorModel, State
 
 if TYPE_CHECKING:
@@ -64,21 +65,6 @@ class CollectRequest:
     request_id: int
     first_ticket: int
     num_steps: int
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """The answer to one :class:`CollectRequest`: one transition per ticket, in ticket order."""
-
-    actor_id: int
-    incarnation: int
-    """How many times this actor slot was restarted before the process that collected the chunk."""
-    request_id: int
-    transitions: tuple[Transition, ...]
-    episodes_finished: int
-    """Episodes that ended inside this chunk."""
-    seconds: float
-    """Wall time the actor spent collecting the chunk (not waiting)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +113,8 @@ class ActorSpec:
 
 
 class ActorPool(Protocol):
-    """A set of ``num_actors`` actor slots on some backend (local processes, Ray actors).
+    """A set of ``num_actors`` actor slots on some backend (local processes, Ray actors): what
+    :class:`~humanpower.learn.distributed.pool.ActorPoolCollector` drives.
 
     Slot ``i`` always exists; after a failure :meth:`restart` starts a new incarnation in it. All methods are
     called from the learner's thread only.

@@ -1,12 +1,14 @@
 """The Ray backend (``backend: ray``): actors are Ray actors; the learner pulls chunks from them.
 
 Optional dependency: ``pip install humanpower[ray]``. A local Ray instance is started (and shut down at the end)
-unless Ray is already initialised in this process; ``ray_address`` connects to an existing cluster instead,
-whose nodes need humanpower installed. Semantics are those of the local backend: each collect request is one
-remote call returning a :class:`~.protocol.Chunk`; policy updates are put into the object store once and
-offered to every actor. A Ray actor runs calls on several threads (``max_concurrency``), so an update reaches it
-while it collects (it is adopted at the next episode boundary); collect calls take a lock, so they run one at a
-time. A dead actor shows up as a failed call.
+unless Ray is already initialised in this process; ``ray_address`` connects to an existing cluster instead
+(``ray.init(address=...)``; its nodes need humanpower importable, docs/ASYNC.md has the recipe). Actors take one
+CPU each and are placed with Ray's ``SPREAD`` strategy (over the cluster's nodes rather than packed on one).
+Semantics are those of the local backend: each collect request is one remote call returning a
+:class:`~humanpower.learn.collector.Chunk`; policy updates are put into the object store once and offered to every
+actor. A Ray actor runs calls on several threads (``max_concurrency``), so an update reaches it while it collects
+(it is adopted at the next episode boundary); collect calls take a lock, so they run one at a time. A dead actor
+(its process or its whole node lost) shows up as a failed call: any Ray error of a call is that actor's failure.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 
 from humanpower.errors import ConfigError
+from humanpower.learn.collector import this_process
 from humanpower.learn.distributed.packing import PackedChunk, pack_chunk
 from humanpower.learn.distributed.protocol import (
     ActorEvent,
@@ -48,8 +51,11 @@ class RayActorHost:
     """The body of a Ray actor: one :class:`ActorWorker` (``offer`` may run while ``collect`` does)."""
 
     def __init__(self, spec: ActorSpec, actor_id: int, incarnation: int, seed: int, update: PolicyUpdate) -> None:
+        import ray
+
         torch.set_num_threads(1)
-        self.worker = ActorWorker(spec, actor_id, incarnation, seed, update)
+        location = f"ray node {ray.get_runtime_context().get_node_id()} ({this_process()})"
+        self.worker = ActorWorker(spec, actor_id, incarnation, seed, update, location)
         self._collecting = threading.Lock()
 
     def pid(self) -> int:
@@ -81,7 +87,9 @@ class RayActorPool:
                 kwargs["num_cpus"] = max(os.cpu_count() or 1, num_actors)
             self.ray.init(address=address, **kwargs)
             self._own_ray = True
-        self._remote = self.ray.remote(num_cpus=1, max_concurrency=depth + 1, max_restarts=0)(RayActorHost)
+        self._remote = self.ray.remote(
+            num_cpus=1, max_concurrency=depth + 1, max_restarts=0, scheduling_strategy="SPREAD"
+        )(RayActorHost)
         self._spec_ref = self.ray.put(spec)
         self._handles: list[Any] = []
         self._incarnation: list[int] = []
@@ -140,7 +148,7 @@ class RayActorPool:
                 continue  # a call to an incarnation already replaced or already reported
             try:
                 events.append(self.ray.get(ref).unpack())
-            except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as exc:
+            except self.ray.exceptions.RayError as exc:  # the actor died, its task failed or its node was lost
                 failed.add(actor_id)
                 events.append(ActorFailure(actor_id, incarnation, str(exc)))
         return events

@@ -10,80 +10,74 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from humanpower.learn.actor import ActingPolicy, Actor, ExplorationParams
-from humanpower.learn.distributed.protocol import ActorSpec, Chunk, CollectRequest, PolicyUpdate
+from humanpower.learn.actor import Actor, ExplorationParams
+from humanpower.learn.collector import Chunk, this_process
+from humanpower.learn.distributed.protocol import ActorSpec, CollectRequest, PolicyUpdate
 from humanpower.learn.encoding import StateBatch, StateEncoder
+from humanpower.learn.policy import QPolicy, StateBatcher
 from humanpower.learn.schedules import beta_r_at, epsilon_at
 from humanpower.worlds.protocol import State
 
 
-class NeuralPolicy:
-    """Acting with a neural Q_r outside the learner: encodes each state afresh (no id or feature cache, so a
+def encoded_batches(encoder: StateEncoder) -> StateBatcher:
+    """Batches of a neural Q_r outside the learner: each state encoded afresh (no id or feature cache, so a
     long-running actor does not accumulate every state it ever visited)."""
 
-    def __init__(self, q_r: torch.nn.Module, encoder: StateEncoder, version: int) -> None:
-        self.q_r = q_r
-        self.encoder = encoder
-        self.version = version
-        self._zero = torch.zeros(1, dtype=torch.long)
+    def batch_of(states: Sequence[State]) -> StateBatch:
+        features = torch.from_numpy(np.asarray(encoder.encode(list(states)), dtype=np.float32))
+        rows = torch.arange(len(states), dtype=torch.long)
+        return StateBatch(features=features, ids=rows, unique_rows=rows, inverse=rows)
 
-    def q_values(self, state: State) -> np.ndarray:
-        features = torch.from_numpy(np.asarray(self.encoder.encode([state]), dtype=np.float32))
-        batch = StateBatch(features=features, ids=self._zero, unique_rows=self._zero, inverse=self._zero)
-        with torch.no_grad():
-            return self.q_r(batch)[0].double().numpy()
+    return batch_of
 
 
-class TabularPolicy:
-    """Acting with a tabular Q_r outside the learner: states map to the learner's ids.
+def mirrored_ids(ids: dict[State, int]) -> StateBatcher:
+    """Batches of a tabular Q_r outside the learner: states map to the learner's ids.
 
     The table is indexed by the learner's state ids, so the actor mirrors the learner's id list (sent with each
     update). A state the learner had not seen at publication gets the first id the learner had not assigned:
     that row has never been trained, so it holds exactly the value the learner would give the state (its
     initial value, after the same weight decay as every untouched row).
     """
+    unseen = len(ids)
 
-    def __init__(self, q_r: torch.nn.Module, ids: dict[State, int], version: int) -> None:
-        self.q_r = q_r
-        self.ids = ids
-        self.version = version
-        self._unseen = len(ids)
+    def batch_of(states: Sequence[State]) -> StateBatch:
+        sids = torch.tensor([ids.get(s, unseen) for s in states], dtype=torch.long)
+        return StateBatch(features=torch.zeros(len(states), 0), ids=sids)
 
-    def q_values(self, state: State) -> np.ndarray:
-        sid = self.ids.get(state, self._unseen)
-        batch = StateBatch(features=torch.zeros(1, 0), ids=torch.tensor([sid], dtype=torch.long))
-        with torch.no_grad():
-            return self.q_r(batch)[0].double().numpy()
+    return batch_of
 
 
 class PolicyMirror:
     """The actor's copy of the learner's acting policy; changes only through :meth:`adopt`."""
 
-    def __init__(self, q_r: torch.nn.Module, encoder: StateEncoder, tabular: bool) -> None:
+    def __init__(self, q_r: torch.nn.Module, encoder: StateEncoder, tabular: bool, beta_r: float) -> None:
         self.q_r = q_r.eval()
+        self.beta_r = beta_r
+        """Nominal beta_r of the adopted policies (each step acts at its own schedule values)."""
         self.tabular = tabular
         self.encoder = encoder
         self.ids: dict[State, int] = {}
         self.version = -1
 
-    def adopt(self, update: PolicyUpdate) -> ActingPolicy:
+    def adopt(self, update: PolicyUpdate) -> QPolicy:
         """Load ``update``'s weights into the actor's Q_r copy and return the frozen acting policy."""
         # torch.tensor copies: arrays from Ray's object store are read-only views.
         self.q_r.load_state_dict({k: torch.tensor(v) for k, v in update.weights.items()})
         self.version = update.version
         if not self.tabular:
-            return NeuralPolicy(self.q_r, self.encoder, update.version)
+            return QPolicy(self.q_r, encoded_batches(self.encoder), update.version, self.beta_r)
         if update.states is None:
             raise ValueError("tabular policy update without the learner's state ids")
         # The learner's ids are append-only: extend the mirror with the states it has not seen yet.
         for sid in range(len(self.ids), len(update.states)):
             self.ids[update.states[sid]] = sid
-        return TabularPolicy(self.q_r, dict(self.ids), update.version)
+        return QPolicy(self.q_r, mirrored_ids(dict(self.ids)), update.version, self.beta_r)
 
 
 class ActorWorker:
@@ -92,14 +86,24 @@ class ActorWorker:
     :meth:`offer` may be called from another thread (the Ray backend does); everything else from one thread.
     """
 
-    def __init__(self, spec: ActorSpec, actor_id: int, incarnation: int, seed: int, update: PolicyUpdate) -> None:
+    def __init__(
+        self,
+        spec: ActorSpec,
+        actor_id: int,
+        incarnation: int,
+        seed: int,
+        update: PolicyUpdate,
+        location: str | None = None,
+    ) -> None:
         world, prior, encoder = spec.build()
+        self.location = this_process() if location is None else location
+        """Stamped on every chunk (:attr:`~humanpower.learn.collector.Chunk.location`)."""
         self.cfg = spec.cfg
         self.actor_id = actor_id
         self.incarnation = incarnation
         self.actor = Actor.from_config(world, prior, spec.cfg, seed=seed, steps_per_episode=spec.episode_len)
-        self.mirror = PolicyMirror(spec.q_r, encoder, spec.cfg.networks == "tabular")
-        self.policy: ActingPolicy = self.mirror.adopt(update)
+        self.mirror = PolicyMirror(spec.q_r, encoder, spec.cfg.networks == "tabular", spec.cfg.beta_r)
+        self.policy: QPolicy = self.mirror.adopt(update)
         self._lock = threading.Lock()
         self._pending: PolicyUpdate | None = None
 
@@ -140,4 +144,5 @@ class ActorWorker:
             transitions=tuple(out),
             episodes_finished=finished,
             seconds=time.perf_counter() - t0,
+            location=self.location,
         )

@@ -48,18 +48,16 @@ def test_duplicate_averaging_moves_each_entry_to_its_mean_target() -> None:
 def test_log_policy_loss_hand_computed_and_scale_invariant() -> None:
     pred = torch.tensor([[-1.0, -2.0]])
     target = torch.tensor([[-2.0, -2.0]])
-    # e = (log 1/2, 0): level term beta^2 (log(1/2) / 2)^2, policy term beta^2 * mean((+-log(1/2) / 2)^2)
+    # e = (log 1/2, 0): level term (log(1/2) / 2)^2, policy term beta^2 * mean((+-log(1/2) / 2)^2)
     half = (np.log(0.5) / 2) ** 2
-    assert float(log_policy_loss(pred, target, 10.0)) == pytest.approx(100 * half + 100 * half, rel=1e-5)
-    assert float(log_policy_loss(7e-10 * pred, 7e-10 * target, 10.0)) == pytest.approx(200 * half, rel=1e-4)
+    assert float(log_policy_loss(pred, target, 10.0)) == pytest.approx(half + 100 * half, rel=1e-5)
+    assert float(log_policy_loss(7e-10 * pred, 7e-10 * target, 10.0)) == pytest.approx(101 * half, rel=1e-4)
     # a common factor on every action of a state is only a level error: the policy term vanishes
-    assert float(log_policy_loss(2 * target, target, 10.0)) == pytest.approx(100 * np.log(2) ** 2, rel=1e-5)
+    assert float(log_policy_loss(2 * target, target, 10.0)) == pytest.approx(np.log(2) ** 2, rel=1e-5)
     # the level weight scales the level term only
     weight = torch.tensor([0.25])
-    assert float(log_policy_loss(2 * target, target, 10.0, weight)) == pytest.approx(25 * np.log(2) ** 2, rel=1e-5)
-    assert float(log_policy_loss(pred, target, 10.0, weight)) == pytest.approx(25 * half + 100 * half, rel=1e-5)
-    # below beta_r = 1 the level keeps weight w_s (the logits then matter less than the level)
-    assert float(log_policy_loss(pred, target, 0.5, weight)) == pytest.approx(0.25 * half + 0.25 * half, rel=1e-5)
+    assert float(log_policy_loss(2 * target, target, 10.0, weight)) == pytest.approx(0.25 * np.log(2) ** 2, rel=1e-5)
+    assert float(log_policy_loss(pred, target, 10.0, weight)) == pytest.approx(0.25 * half + 100 * half, rel=1e-5)
 
 
 # -- a small stochastic world with the exact solution in the tables -------------------------------------------

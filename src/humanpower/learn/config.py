@@ -198,9 +198,8 @@ class Phase2Config:
     q_r_loss: str = "mse"
     """Neural backend Q_r loss: mse (squared error of Q_r, the seed's default) or log: squared errors of
     log(-Q_r), split into the deviations of a state's actions from their mean (weight beta_r^2: the error of
-    the policy logits -beta_r log(-Q_r) that (5) uses) and the mean itself (weight max(1, beta_r)^2 (pi_r . Q_r /
-    V_r)^2 from the target networks: how much the level of Q_r moves V_r, which the logits of the states
-    before it see multiplied by beta_r). Scale invariant like (5) (Q_r spans
+    the policy logits -beta_r log(-Q_r) that (5) uses) and the mean itself (weight (pi_r . Q_r / V_r)^2 from
+    the target networks: how much the level of Q_r matters for V_r). Scale invariant like (5) (Q_r spans
     orders of magnitude down to ~terminal_v_r); exact where targets are deterministic given the target
     networks (one human with v_h_e_all_goals), otherwise slightly biased (geometric mean of the sampled
     targets). Ignored by the tabular backend."""

@@ -44,17 +44,13 @@ def log_policy_loss(
 ) -> torch.Tensor:
     """Q_r loss in the coordinates the power law (5) uses: e = log(-pred) - log(-target) per (state, action).
 
-    With e_bar the mean of e over a state's actions and b = max(1, beta_r), the loss is
-    mean_s [ b^2 w_s e_bar^2 + beta_r^2 mean_a (e - e_bar)^2 ]: the second term is the squared error of the
-    policy's logits -beta_r log(-Q_r) up to their common shift (exactly what (5) sees at this state), the first
-    the squared error of the state's log value level, weighted by ``level_weight`` w_s (default 1). The learner
-    passes w_s = (pi_r . Q_r / V_r)^2 from the target networks: to first order a log-level error e_bar of Q_r
-    changes V_r = U_r + pi_r . Q_r by the relative amount e_bar pi_r . Q_r / V_r (one step before the horizon
-    Q_r ~ terminal_v_r is negligible next to U_r and its level hardly matters; at the start it is most of V_r).
-    V_r(s) in turn enters the Q_r targets of the states leading to s, whose logits see a relative V_r error
-    multiplied by beta_r; hence the factor b^2, which puts the level on the scale of the logits it will move
-    (without it the level was fitted ~beta_r^2 times less precisely than the logits, and the continuation
-    values, not the logits, dominated the policy error: docs/LEARNER.md section 3).
+    With e_bar the mean of e over a state's actions, the loss is mean_s [ w_s e_bar^2 + beta_r^2 mean_a (e - e_bar)^2 ]:
+    the second term is the squared error of the policy's logits -beta_r log(-Q_r) up to their common shift
+    (exactly what (5) sees), the first the squared error of the state's log value level, weighted by
+    ``level_weight`` w_s (default 1). The learner passes w_s = (pi_r . Q_r / V_r)^2 from the target networks: to
+    first order a log-level error e_bar of Q_r changes V_r = U_r + pi_r . Q_r by the relative amount
+    e_bar pi_r . Q_r / V_r, so the level is fitted as precisely as V_r needs it (one step before the horizon Q_r
+    ~ terminal_v_r is negligible next to U_r and its level hardly matters; at the start it is most of V_r).
     Scale invariant, like (5), so states whose Q_r is ~terminal_v_r count as much as states whose Q_r is ~ -10
     in the policy term. The weights come from the target networks, not from the sampled target, so for every
     state the minimiser is still the mean of log(-target):
@@ -64,7 +60,7 @@ def log_policy_loss(
     """
     e = torch.log(-pred) - torch.log(-target)
     e_bar = e.mean(dim=-1, keepdim=True)
-    level = max(1.0, beta_r**2) * e_bar.squeeze(-1) ** 2
+    level = e_bar.squeeze(-1) ** 2
     if level_weight is not None:
         level = level_weight * level
     return level.mean() + beta_r**2 * ((e - e_bar) ** 2).mean()

@@ -63,9 +63,7 @@ def state_count(estimate: int, more_than: int) -> int:
     return max(estimate, more_than + 1) if more_than > 0 else estimate
 
 
-def world_facts(
-    world: WorldModel, num_states: int | None = None, seed: int = 0, more_than: int = 0
-) -> WorldFacts:
+def world_facts(world: WorldModel, num_states: int | None = None, seed: int = 0, more_than: int = 0) -> WorldFacts:
     """The facts of ``world``; ``num_states`` is the exact reachable count if known (else estimated).
 
     ``more_than``: a known lower bound on the reachable states when they are not counted (the caller tried to

@@ -12,7 +12,7 @@ from humanpower.cli.train_cmd import resolve_config
 from humanpower.errors import ConfigError
 from humanpower.learn import autoconfig as ac
 from humanpower.learn.autoconfig import WorldFacts, derive_config, env_steps_for_budget, hidden_width, schedule
-from humanpower.learn.autoprobe import estimate_reachable_states, world_facts
+from humanpower.learn.autoprobe import estimate_reachable_states, state_count, world_facts
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.schedules import StageTable, beta_r_at
 from humanpower.worlds.grid.library import load_world
@@ -151,6 +151,13 @@ def test_state_estimate_without_a_dag() -> None:
     estimate = estimate_reachable_states(world, rollouts=100, seed=0)
     assert 200 <= estimate <= 2_000
     assert not world_facts(world).states_exact
+
+
+def test_state_count_respects_a_failed_enumeration() -> None:
+    """An enumeration that stopped at its limit is a lower bound the (low-leaning) estimate must exceed."""
+    assert state_count(1_518, 0) == 1_518
+    assert state_count(1_518, 60_000) == 60_001
+    assert state_count(250_000, 60_000) == 250_000
 
 
 def test_auto_config_budget_from_num_episodes_and_explicit_overrides() -> None:

@@ -141,7 +141,9 @@ def auto_config(
     if setup is None:
         setup = build_setup(world, _setup_config(given))
     num_states = setup.reference.num_states if setup.reference is not None else None
-    facts = world_facts(world, num_states, seed=int(given.get("seed", 0)))
+    # build_setup enumerates up to EXACT_STATE_LIMIT states; without a reference the world has more
+    more_than = EXACT_STATE_LIMIT if num_states is None else 0
+    facts = world_facts(world, num_states, seed=int(given.get("seed", 0)), more_than=more_than)
     networks = str(given.get("networks", "neural"))
     base = _setup_config(given)
     if "num_episodes" in given:

@@ -159,7 +159,7 @@ def profile_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Names
     prof.disable()
     cpu = time.process_time() - c
     print(f"{args.profile} training steps under cProfile: {1000 * cpu / args.profile:.1f} CPU ms per step")
-    pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile_top)
+    pstats.Stats(prof).sort_stats(args.profile_sort).print_stats(args.profile_top)
 
 
 def main() -> None:
@@ -180,6 +180,7 @@ def main() -> None:
     )
     ap.add_argument("--profile", type=int, default=0, help="profile this many steps of the first --configs entry")
     ap.add_argument("--profile-top", type=int, default=25, help="functions listed by --profile")
+    ap.add_argument("--profile-sort", default="tottime", help="pstats sort key of --profile (tottime, cumtime)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

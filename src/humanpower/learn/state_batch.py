@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from humanpower.learn import device
+
 
 @dataclass(frozen=True)
 class SparseRows:
@@ -166,7 +168,14 @@ class StateBatch:
 
     def distinct_states(self) -> tuple[StateBatch, torch.Tensor | None]:
         """The batch of the distinct states (rows gathered for those only) and the row index into it ``(B,)``;
-        the index is None when every row is distinct (then the batch itself, in row order)."""
+        the index is None when every row is distinct (then the batch itself, in row order).
+
+        On an accelerator (:func:`~humanpower.learn.device.accelerated`) a batch without known dedup info is
+        not deduplicated (its distinct count is data-dependent: finding it would be a host sync); the rows are
+        then all evaluated, with the same values.
+        """
+        if self.unique_rows is None and device.accelerated(self.device):
+            return self.select(torch.arange(len(self), device=self.device), lazy=False), None
         rows, inverse = self.dedup()
         if rows.shape[0] == len(self):
             return self, None

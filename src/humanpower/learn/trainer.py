@@ -3,7 +3,7 @@
     for each env step:                           # total_steps drives stages, beta_r, epsilon and lr
         transition = actor.step(policy, beta_r(t), epsilon(t))
         learner.add([transition]); t += 1; learner.on_env_steps(t)      # replay policies: clear at ramp bounds
-        repeat updates_per_step times (once replay holds >= batch_size): learner.train_step(t)
+        repeat updates_per_step times (once replay holds >= batch_size): learner.step(t)
         at episode ends: log, checkpoint
 
 The asynchronous wiring (``learn/distributed``) reuses the same Actor and Learner objects.
@@ -129,8 +129,6 @@ class SyncTrainer:
         self.metrics: list[dict[str, Any]] = []
         self._logger: RunLogger | None = None
         """The metrics logger while :meth:`train` runs (flushed before each checkpoint)."""
-        self._loss_window: dict[str, list[float]] = {}
-        """Losses since the last metrics row (checkpointed, so a resumed run logs the same rows)."""
 
     # -- run folder -----------------------------------------------------------------------------------------
     def _init_run_folder(self) -> None:
@@ -154,7 +152,6 @@ class SyncTrainer:
             "episode": self.episode,
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
-            "loss_window": {k: list(v) for k, v in self._loss_window.items()},
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -163,7 +160,6 @@ class SyncTrainer:
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
         torch.set_rng_state(d["torch_rng"])
-        self._loss_window = {k: list(v) for k, v in d.get("loss_window", {}).items()}
 
     def resume(self) -> None:
         """Load the newest readable checkpoint of the run folder.
@@ -267,7 +263,6 @@ class SyncTrainer:
 
     def _collect_and_train(self, logger: RunLogger, stop: StopRequest) -> None:
         cfg, learner, actor = self.cfg, self.learner, self.actor
-        window = self._loss_window
         t0, steps0, train0 = time.perf_counter(), self.total_steps, learner.train_steps
         while self.episode < cfg.num_episodes and not stop.requested:
             if actor.episode_done:
@@ -281,16 +276,15 @@ class SyncTrainer:
             learner.on_env_steps(self.total_steps)
             if learner.ready():
                 for _ in range(cfg.updates_per_step):
-                    for name, value in learner.train_step(self.total_steps).items():
-                        window.setdefault(name, []).append(value)
+                    learner.step(self.total_steps)  # losses accumulate on the device (learner.losses)
             logger.advance(1)
             if actor.episode_done:
                 self.episode += 1
                 if self.episode % cfg.log_every_episodes == 0 or self.episode == cfg.num_episodes:
                     now = time.perf_counter()
-                    row = self._metrics_row(window, now - t0, self.total_steps - steps0, learner.train_steps - train0)
+                    losses = learner.losses.take()  # the window's mean losses (checkpointed with the learner)
+                    row = self._metrics_row(losses, now - t0, self.total_steps - steps0, learner.train_steps - train0)
                     t0, steps0, train0 = now, self.total_steps, learner.train_steps
-                    window = self._loss_window = {}
                     self.metrics.append(row)
                     logger.log(row, self.total_steps, _postfix(row))
                 if self.run is not None and self.episode % cfg.checkpoint_every_episodes == 0:
@@ -322,7 +316,7 @@ class SyncTrainer:
         return TrainResult(model, self.metrics, root, stopped_by is not None, stopped_by, already_finished)
 
     def _metrics_row(
-        self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int
+        self, losses: dict[str, float], seconds: float, env_steps: int, train_steps: int
     ) -> dict[str, Any]:
         cfg, learner = self.cfg, self.learner
         t = self.total_steps
@@ -339,16 +333,11 @@ class SyncTrainer:
             "train_steps_per_s": train_steps / max(seconds, 1e-9),
         }
         for name in ("v_h_e", "x_h", "u_r", "q_r", "v_r"):
-            values = window.get(name)
-            row[f"loss_{name}"] = float(np.mean(values)) if values else float("nan")
+            row[f"loss_{name}"] = losses.get(name, float("nan"))
         if self.setup.reference is not None:
             model = LearnedModel.from_learner(learner, self.setup.world)
             row.update(
-                {
-                    k: v
-                    for k, v in compare_with_exact(model, self.setup.reference).items()
-                    if k != "states_compared"
-                }
+                {k: v for k, v in compare_with_exact(model, self.setup.reference).items() if k != "states_compared"}
             )
         return row
 
@@ -358,9 +347,7 @@ class SyncTrainer:
         from humanpower.learn.rollout import rollout_frames
         from humanpower.worlds.video import write_gif
 
-        frames = rollout_frames(
-            model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed
-        )
+        frames = rollout_frames(model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed)
         write_gif(frames, self.run.root / "rollout.gif", fps=3)
 
 
@@ -394,9 +381,7 @@ def record_final_beta_r(cfg: Phase2Config, total_steps: int, run: RunFolder | No
     if note is not None:
         log.warning("warning: %s", note)
     if run is not None:
-        run.write_status(
-            beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or ""
-        )
+        run.write_status(beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or "")
 
 
 def save_policy_only(model: LearnedModel, path: Path) -> None:

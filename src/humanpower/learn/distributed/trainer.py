@@ -5,7 +5,7 @@
         take the chunks that arrived: drop transitions older than max_policy_lag,
             learner.add(chunk); total_steps += len(chunk); learner.on_env_steps(total_steps)
         restart crashed actors (bounded by actor_max_restarts)
-        if replay holds a batch: learner.train_step(total_steps)
+        if replay holds a batch: learner.step(total_steps)
             every actor_sync_freq training steps: publish Q_r (CPU weights) to the actors
         at episode counts: log metrics, checkpoint (same run folder and atomic files as the synchronous loop)
 
@@ -81,7 +81,6 @@ class _Window:
         self.t0 = time.perf_counter()
         self.steps0 = total_steps
         self.train0 = train_steps
-        self.losses: dict[str, list[float]] = {}
         self.actor_steps = [0] * num_actors
         self.lag_sum = 0
         self.lag_count = 0
@@ -249,9 +248,7 @@ class AsyncTrainer(SyncTrainer):
                 else:
                     self._on_failure(event, pool, scheduler)
             if self.total_steps < budget and learner.ready():
-                losses = self._window.losses  # read after the events: logging a row starts a new window
-                for name, value in learner.train_step(self.total_steps).items():
-                    losses.setdefault(name, []).append(value)
+                learner.step(self.total_steps)  # losses accumulate on the device (learner.losses)
                 if learner.train_steps % cfg.actor_sync_freq == 0:
                     pool.publish(policy_update(learner, self.total_steps))
 
@@ -315,7 +312,7 @@ class AsyncTrainer(SyncTrainer):
         seconds = max(now - w.t0, 1e-9)
         env_steps = self.total_steps - w.steps0
         train_steps = learner.train_steps - w.train0
-        row = self._metrics_row(w.losses, seconds, env_steps, train_steps)
+        row = self._metrics_row(learner.losses.take(), seconds, env_steps, train_steps)
         row.update(
             {
                 "policy_lag_mean": w.lag_sum / w.lag_count if w.lag_count else math.nan,

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from humanpower.learn import device as devices
 from humanpower.learn.encoding import SparseRows, StateBatch
 
 DEFAULT_MEMO_CAPACITY = 1 << 16
@@ -55,12 +56,12 @@ def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.
 
 
 class FastDropout(nn.Dropout):
-    """``nn.Dropout`` with the mask of :func:`dropout_mask` on the CPU (torch's own kernel elsewhere)."""
+    """``nn.Dropout`` with the mask of :func:`dropout_mask` on the CPU (torch's own kernel on accelerators)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.inplace:
+        if devices.accelerated(x.device) or self.inplace:
             return F.dropout(x, self.p, True, self.inplace)
         return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
 

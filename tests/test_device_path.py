@@ -70,3 +70,17 @@ def test_accelerator_path_reads_nothing_on_the_host(monkeypatch: pytest.MonkeyPa
     for name in want[0]:
         assert means[name] == pytest.approx(np.mean([float(g[name]) for g in got]), rel=1e-6)
     assert fast.losses.take() == {}
+
+
+def test_bench_learner_without_cuda_stops_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_learner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["bench_learner.py", "--device", "cuda"])
+    with pytest.raises(SystemExit) as exc:
+        bench_learner.main()
+    assert str(exc.value) == "bench_learner.py: --device cuda: CUDA is not available on this machine"

@@ -167,11 +167,12 @@ class Learner:
         idx = self.replay.sample(max(cfg.batch_size, x_size), self.rng)
         items = self.replay.storage.get(idx)
         batch = assemble_batch(items[: cfg.batch_size], self.featurizer, self.num_robot_actions, self.device)
-        if x_size == cfg.batch_size:  # the batch's own states, in the same order (no second featurizer pass)
-            x_states = batch.states()
+        states = batch.states()
+        if x_size == cfg.batch_size:  # the batch's own states (one object: deduplicated and encoded once)
+            x_states = states
         else:
             x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
-        return StepData.of(batch, x_states, beta_r_at(total_steps, cfg), self.rng)
+        return StepData(batch, states, x_states, beta_r_at(total_steps, cfg), self.rng)
 
     def step(self, total_steps: int) -> dict[str, torch.Tensor]:
         """Sample a batch, compute the active terms' losses, take one optimizer step each.

@@ -97,28 +97,61 @@ class LazyAdam(torch.optim.Adam):
                     exp_avg_sqs.append(state["exp_avg_sq"])
                 steps.append(state["step"])
             beta1, beta2 = group["betas"]
-            adam(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                [],
-                steps,
-                foreach=group["foreach"],
-                capturable=group["capturable"],
-                fused=group["fused"],
-                amsgrad=False,
-                beta1=beta1,
-                beta2=beta2,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=False,
-            )
+            if group["fused"] and params:
+                # What torch's fused Adam does for one device and dtype (every network's parameters), minus its
+                # per-call dispatch: one kernel over the dense parameters and the gathered rows.
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    [],
+                    steps,
+                    amsgrad=False,
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    maximize=False,
+                )
+            else:
+                self._functional(group, params, grads, exp_avgs, exp_avg_sqs, steps)
             for p, state, rows, i in rows_of:  # write the updated rows back
                 p.index_copy_(0, rows, params[i])
                 state["exp_avg"].index_copy_(0, rows, exp_avgs[i])
                 state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sqs[i])
+
+    @staticmethod
+    def _functional(
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        exp_avgs: list[torch.Tensor],
+        exp_avg_sqs: list[torch.Tensor],
+        steps: list[torch.Tensor],
+    ) -> None:
+        """torch's functional Adam (the unfused kernels) with the group's settings."""
+        beta1, beta2 = group["betas"]
+        adam(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            [],
+            steps,
+            foreach=group["foreach"],
+            capturable=group["capturable"],
+            fused=group["fused"],
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
 
 
 def use_sparse_first_layer_gradients(modules: Iterable[nn.Module]) -> int:

@@ -111,6 +111,7 @@ class StateBatch:
         self.unique_rows = unique_rows
         self.inverse = inverse
         self.lazy_select = lazy_select
+        self._distinct: tuple[StateBatch, torch.Tensor | None] | None = None  # distinct_states(), once computed
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -174,12 +175,15 @@ class StateBatch:
         not deduplicated (its distinct count is data-dependent: finding it would be a host sync); the rows are
         then all evaluated, with the same values.
         """
-        if self.unique_rows is None and device.accelerated(self.device):
-            return self.select(torch.arange(len(self), device=self.device), lazy=False), None
-        rows, inverse = self.dedup()
-        if rows.shape[0] == len(self):
-            return self, None
-        return self.select(rows, lazy=False), inverse
+        if self._distinct is None:
+            if self.unique_rows is None and device.accelerated(self.device):
+                self._distinct = self.select(torch.arange(len(self), device=self.device), lazy=False), None
+            else:
+                rows, inverse = self.dedup()
+                self._distinct = (
+                    (self, None) if rows.shape[0] == len(self) else (self.select(rows, lazy=False), inverse)
+                )
+        return self._distinct
 
     def select(self, rows: torch.Tensor, lazy: bool | None = None) -> StateBatch:
         """The sub-batch (or re-indexed batch, rows may repeat) ``self[rows]``.

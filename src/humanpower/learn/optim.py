@@ -3,11 +3,11 @@
 **Why lazy Adam.** A sparse-input first layer (:class:`~humanpower.learn.layers.SparseInputLinear`) reads only
 the weight rows of the input features present in a batch: on ``large`` about 200 of its 3,006 rows per step.
 With a dense gradient, torch's Adam still steps all 3,006 x 256 weights, their moments and their weight decay
-every step, three times (Q_r, V_h^e, X_h); on the CPU that (and zero-filling the dense gradient, and its norm)
-was over half of a training step. :class:`LazyAdam` is torch's Adam for every parameter with a dense gradient,
-and *lazy Adam* for a parameter whose gradient is a sparse COO tensor of rows (the first layer with
-``sparse_grad`` on): only the rows present in the gradient are updated, with exactly torch's (single-tensor)
-Adam arithmetic on those rows, L2 weight decay included; every other row keeps its weights and both moments.
+every step, three times (Q_r, V_h^e, X_h); on the CPU that, zero-filling the dense gradient and its norm were
+about 40% of a ``large`` step (docs/PERFORMANCE.md). :class:`LazyAdam` is torch's Adam for every parameter
+with a dense gradient, and *lazy Adam* for a parameter whose gradient is a sparse COO tensor of rows (the first
+layer with ``sparse_grad`` on): only the rows present in the gradient are updated, with torch's Adam arithmetic
+(the same kernel) on those rows, L2 weight decay included; every other row keeps its weights and both moments.
 
 **How it differs from dense Adam** (``first_layer_updates: dense``). Dense Adam also moves a row whose feature
 is absent from the batch: its gradient is then ``weight_decay * w`` alone, and its moments decay. So under dense
@@ -40,9 +40,10 @@ class LazyAdam(torch.optim.Adam):
     """``torch.optim.Adam`` (L2 ``weight_decay``, no amsgrad) that updates a parameter with a sparse COO gradient
     lazily: only the rows (first dimension) present in the gradient change, with their moments.
 
-    One call of torch's functional Adam per parameter group steps the dense parameters and the gathered rows of
-    the sparse ones together (fused kernels with ``fused=True``), so a row gets exactly the arithmetic it would
-    get from ``torch.optim.Adam`` with the same settings and state; the rows are then written back. A sparse
+    One Adam kernel call per parameter group steps the dense parameters and the gathered rows of the sparse ones
+    together (``torch._fused_adam_``, as torch's fused Adam, with ``fused=True``; torch's functional Adam
+    otherwise), so a row gets exactly the arithmetic it would get from ``torch.optim.Adam`` with the same
+    settings and state; the rows are then written back. A sparse
     gradient is coalesced (duplicate rows summed) first. On the CPU this costs no host synchronisation; on an
     accelerator coalescing an uncoalesced gradient does (its row count is data-dependent), which is why
     ``first_layer_updates: auto`` uses dense updates there.

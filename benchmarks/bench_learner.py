@@ -12,7 +12,7 @@ What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, 
    machine, so the best round is the least disturbed one). Configurations: the default networks (Q_r, V_h^e,
    X_h) with the fast step (``train_step: fast``), the same with the plain reference step (``train_step:
    reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, the
-   fast step with dense first-layer Adam updates (``dense``: ``first_layer_updates: dense``), all
+   fast step with lazy first-layer Adam updates (``lazy``: ``first_layer_updates: lazy``), all
    five networks (``u_r_use_network`` and ``v_r_use_network`` on), and the tabular backend. Each
    configuration builds its own learner from the same seed and replays the same ``--fill`` transitions
    (collected once, by the first configuration's actor).
@@ -37,7 +37,7 @@ wall-clock rate drops while the CPU-time rate stays close to what a quiet machin
 the start is printed.
 
 ``--json`` prints one JSON object (``train_steps_per_s``, ``reference_train_steps_per_s``,
-``dense_first_layer_train_steps_per_s``,
+``lazy_first_layer_train_steps_per_s``,
 ``train_steps_per_s_all_networks``, ``tabular_train_steps_per_s``, ``env_steps_per_s``,
 ``env_steps_per_s_uniform``, each also as ``*_per_cpu_s``, ``speedup_vs_reference`` (the CPU-time ratio),
 ``human_prior`` (the prior used), plus the settings and the 1-minute load average at the start).
@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument(
         "--configs",
         default="default,reference,all,tabular",
-        help="comma list of default, reference, dense, all, tabular",
+        help="comma list of default, reference, lazy, all, tabular",
     )
     ap.add_argument("--profile", type=int, default=0, help="profile this many steps of the first --configs entry")
     ap.add_argument("--profile-top", type=int, default=25, help="functions listed by --profile")
@@ -215,7 +215,7 @@ def main() -> None:
     configs = {
         "default": base.replace(train_step="fast"),
         "reference": base.replace(train_step="reference"),
-        "dense": base.replace(train_step="fast", first_layer_updates="dense"),
+        "lazy": base.replace(train_step="fast", first_layer_updates="lazy"),
         "all": base.replace(train_step="fast", u_r_use_network=True, v_r_use_network=True),
         "tabular": base.replace(networks="tabular"),
     }
@@ -250,7 +250,7 @@ def main() -> None:
     keys = [
         ("default", "train", "train_steps_per_s", f"train_step, default networks {active.get('default')}"),
         ("reference", "train", "reference_train_steps_per_s", "train_step, plain reference step, default networks"),
-        ("dense", "train", "dense_first_layer_train_steps_per_s", "train_step, fast, dense first-layer Adam"),
+        ("lazy", "train", "lazy_first_layer_train_steps_per_s", "train_step, fast, lazy first-layer Adam"),
         ("all", "train", "train_steps_per_s_all_networks", f"train_step, all networks {active.get('all')}"),
         ("tabular", "train", "tabular_train_steps_per_s", "train_step, tabular backend"),
         ("default", "env", "env_steps_per_s", "Actor.step, Q_r policy at nominal beta_r"),

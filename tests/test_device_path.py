@@ -36,7 +36,7 @@ def test_accelerator_path_reads_nothing_on_the_host(monkeypatch: pytest.MonkeyPa
     # No dropout: the accelerator path draws its masks with torch's kernel, the CPU path with its own.
     cfg = Phase2Config(**{**SMALL, "dropout": 0.0}, u_r_use_network=True)  # type: ignore[arg-type]
     t = cfg.warmup_env_steps + 1
-    plain = learner("trivial", cfg.replace(first_layer_updates="dense"), data)  # the CPU path, for the values
+    plain = learner("trivial", cfg, data)  # the CPU path, for the values
     want = []
     for i in range(3):
         torch.manual_seed(i)
@@ -50,8 +50,7 @@ def test_accelerator_path_reads_nothing_on_the_host(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(devices, "accelerated", lambda device: True)
     monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
-    fast = learner("trivial", cfg, data)  # built as on an accelerator: no state memos, dense first-layer updates
-    assert not fast.lazy_first_layer
+    fast = learner("trivial", cfg, data)  # built as on an accelerator: no state memos
     assert all(getattr(t.module, "state_memo", None) is None for t in fast.targets.values())
     with monkeypatch.context() as guard:
         for name in HOST_READS:

@@ -86,9 +86,7 @@ def reference_step(learner: Learner, total_steps: int) -> dict[str, float]:
 
 @pytest.mark.parametrize(("networks", "all_nets"), [("neural", False), ("neural", True), ("tabular", False)])
 def test_train_step_equals_the_plain_loop(networks: str, all_nets: bool) -> None:
-    cfg = Phase2Config(  # type: ignore[arg-type]
-        **SMALL, networks=networks, u_r_use_network=all_nets, v_r_use_network=all_nets, first_layer_updates="dense"
-    )
+    cfg = Phase2Config(**SMALL, networks=networks, u_r_use_network=all_nets, v_r_use_network=all_nets)  # type: ignore[arg-type]
     fast = filled_learner(cfg)
     ref = copy.deepcopy(fast)
     for name, opt in ref.optimizers.items():  # plain (non-fused) kernels, same hyper-parameters

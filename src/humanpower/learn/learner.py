@@ -34,13 +34,11 @@ def _fused_ok(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda", "mps", "xpu")
 
 
-def lazy_first_layer(cfg: Phase2Config, featurizer: Featurizer, device: torch.device) -> bool:
+def lazy_first_layer(cfg: Phase2Config, featurizer: Featurizer) -> bool:
     """Whether the learner updates the sparse first layers lazily (config ``first_layer_updates``; only the
     fast step of the neural backend with a sparse state encoder has sparse first-layer gradients)."""
     if cfg.networks != "neural" or cfg.train_step != "fast" or not featurizer.sparse:
         return False
-    if cfg.first_layer_updates == "auto":
-        return not devices.accelerated(device)
     return cfg.first_layer_updates == "lazy"
 
 
@@ -99,7 +97,7 @@ class Learner:
         # configured: LazyAdam). Tabular: plain SGD on the duplicate-averaging loss, i.e. entry <- entry + lr *
         # (mean target - entry) (see losses.regression_loss). Fused kernels where the device supports them.
         self.tabular = cfg.networks == "tabular"
-        self.lazy_first_layer = lazy_first_layer(cfg, featurizer, device)
+        self.lazy_first_layer = lazy_first_layer(cfg, featurizer)
         if self.lazy_first_layer:
             use_sparse_first_layer_gradients(modules.values())
         adam = LazyAdam if self.lazy_first_layer else torch.optim.Adam

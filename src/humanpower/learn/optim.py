@@ -45,8 +45,8 @@ class LazyAdam(torch.optim.Adam):
     otherwise), so a row gets exactly the arithmetic it would get from ``torch.optim.Adam`` with the same
     settings and state; the rows are then written back. A sparse
     gradient is coalesced (duplicate rows summed) first. On the CPU this costs no host synchronisation; on an
-    accelerator coalescing an uncoalesced gradient does (its row count is data-dependent), which is why
-    ``first_layer_updates: auto`` uses dense updates there.
+    accelerator coalescing an uncoalesced gradient does (its row count is data-dependent), and so does the sparse
+    layer's ``torch.unique``: use ``first_layer_updates: dense`` (the default) there.
     """
 
     def __init__(

@@ -17,6 +17,7 @@ from humanpower.learn import device as devices
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer
+from humanpower.learn.layers import DEFAULT_MEMO_REFILL
 from humanpower.learn.loss_meter import LossMeter
 from humanpower.learn.networks import Phase2Networks, QRNetwork, enable_state_memos
 from humanpower.learn.optim import LazyAdam, clip_grad_norm, use_sparse_first_layer_gradients
@@ -123,8 +124,13 @@ class Learner:
         # Target weights change only at their hard updates: remember their per-state values in between (CPU:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
+        # At a hard update a memo recomputes the most recently added states in one batch: at most as many as the
+        # batches until the next update can query (interval x batch size), so frequent updates do not recompute
+        # thousands of states every few steps.
         if not devices.accelerated(device):
-            enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.batch_of_ids)
+            for t in self.targets.values():
+                refill = min(DEFAULT_MEMO_REFILL, t.interval * cfg.batch_size)
+                enable_state_memos([t.module], features_of=featurizer.batch_of_ids, refill=refill)
         self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer.from_config(cfg)
         self.rng = np.random.default_rng([cfg.seed, 2])
         self.train_steps = 0

@@ -11,7 +11,8 @@ What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, 
    ``--steps`` consecutive steps per round, the best of ``--repeat`` rounds (other processes share the
    machine, so the best round is the least disturbed one). Configurations: the default networks (Q_r, V_h^e,
    X_h) with the fast step (``train_step: fast``), the same with the plain reference step (``train_step:
-   reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, all
+   reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, the
+   fast step with lazy first-layer Adam updates (``lazy``: ``first_layer_updates: lazy``), all
    five networks (``u_r_use_network`` and ``v_r_use_network`` on), and the tabular backend. Each
    configuration builds its own learner from the same seed and replays the same ``--fill`` transitions
    (collected once, by the first configuration's actor).
@@ -21,11 +22,14 @@ What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, 
 
     python benchmarks/bench_learner.py [--world trivial] [--config YAML] [--hidden 256] [--layers 2]
         [--batch 64] [--dropout 0.5] [--steps 100] [--repeat 3] [--fill 1000] [--threads 1]
-        [--configs default,reference,all,tabular] [--env-steps 300] [--profile N] [--json]
+        [--configs default,reference,all,tabular] [--env-steps 300] [--device cpu] [--profile N] [--json]
 
-``--config`` starts from a config file (e.g. ``configs/trivial-neural.yaml``) instead of the built-in defaults;
-the size flags override it. ``--profile N`` instead runs ``N`` training steps of the first configuration of
-``--configs`` under cProfile and prints the functions with the most own time.
+``--device cuda`` runs the learner on the GPU (the step then reads no device value on the host; rates are per
+wall-clock second of the synchronised rounds and per CPU second of this process); it stops with one line when
+CUDA is absent. ``--config`` starts from a config file (e.g. ``configs/trivial-neural.yaml``) instead of the
+built-in defaults; the size flags override it. ``--profile N`` instead runs ``N`` training steps of the first
+configuration of ``--configs`` under cProfile and prints the functions with the most own time (``--profile-sort
+cumtime``: by cumulative time).
 
 Every rate is reported twice: per wall-clock second (``*_per_s``) and per CPU second of this process
 (``*_per_cpu_s``, user + system time, ``time.process_time``). With other processes competing for the cores the
@@ -33,6 +37,7 @@ wall-clock rate drops while the CPU-time rate stays close to what a quiet machin
 the start is printed.
 
 ``--json`` prints one JSON object (``train_steps_per_s``, ``reference_train_steps_per_s``,
+``lazy_first_layer_train_steps_per_s``,
 ``train_steps_per_s_all_networks``, ``tabular_train_steps_per_s``, ``env_steps_per_s``,
 ``env_steps_per_s_uniform``, each also as ``*_per_cpu_s``, ``speedup_vs_reference`` (the CPU-time ratio),
 ``human_prior`` (the prior used), plus the settings and the 1-minute load average at the start).
@@ -89,6 +94,12 @@ def run_actor(actor: Actor, learner: Learner | None, explore: ExplorationParams,
     return out
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so a round's wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def best_rate(fn: Any, n: int, repeats: int) -> tuple[float, float]:
     """Best of ``repeats`` rounds of ``fn(n)``: (calls per wall-clock second, calls per CPU second).
 
@@ -133,7 +144,8 @@ def bench_config(
 
     def train(n: int) -> None:
         for _ in range(n):
-            learner.train_step(t5)
+            learner.step(t5)  # losses stay on the device (what the training loop does)
+        synchronize(learner.device)
 
     train(10)  # warm-up (allocator, lazy optimizer state)
     out: dict[str, Any] = {"stage": stage, "active": active}
@@ -150,16 +162,17 @@ def profile_config(cfg: Phase2Config, setup: TrainingSetup, args: argparse.Names
     """``--profile`` steps of ``Learner.train_step`` under cProfile; prints the top functions by own time."""
     learner, _, _, t5 = filled_learner(cfg, setup, args, [])
     for _ in range(10):  # warm-up, as for the timed rounds
-        learner.train_step(t5)
+        learner.step(t5)
     prof = cProfile.Profile()
     c = time.process_time()
     prof.enable()
     for _ in range(args.profile):
-        learner.train_step(t5)
+        learner.step(t5)
+    synchronize(learner.device)
     prof.disable()
     cpu = time.process_time() - c
     print(f"{args.profile} training steps under cProfile: {1000 * cpu / args.profile:.1f} CPU ms per step")
-    pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile_top)
+    pstats.Stats(prof).sort_stats(args.profile_sort).print_stats(args.profile_top)
 
 
 def main() -> None:
@@ -175,24 +188,34 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed rounds (best is reported)")
     ap.add_argument("--fill", type=int, default=1000, help="transitions put into replay before timing")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="learner device: cpu, cuda or cuda:N")
     ap.add_argument(
-        "--configs", default="default,reference,all,tabular", help="comma list of default, reference, all, tabular"
+        "--configs",
+        default="default,reference,all,tabular",
+        help="comma list of default, reference, lazy, all, tabular",
     )
     ap.add_argument("--profile", type=int, default=0, help="profile this many steps of the first --configs entry")
     ap.add_argument("--profile-top", type=int, default=25, help="functions listed by --profile")
+    ap.add_argument("--profile-sort", default="tottime", help="pstats sort key of --profile (tottime, cumtime)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"bench_learner.py: --device {args.device}: CUDA is not available on this machine")
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     sizes = {"hidden_dim": args.hidden, "num_hidden_layers": args.layers, "batch_size": args.batch}
     sizes["dropout"] = args.dropout
     base = Phase2Config.from_yaml(args.config) if args.config else Phase2Config()
     base = base.replace(
-        **{k: v for k, v in sizes.items() if v is not None}, torch_threads=args.threads, networks="neural"
+        **{k: v for k, v in sizes.items() if v is not None},
+        torch_threads=args.threads,
+        networks="neural",
+        device=args.device,
     )
     configs = {
         "default": base.replace(train_step="fast"),
         "reference": base.replace(train_step="reference"),
+        "lazy": base.replace(train_step="fast", first_layer_updates="lazy"),
         "all": base.replace(train_step="fast", u_r_use_network=True, v_r_use_network=True),
         "tabular": base.replace(networks="tabular"),
     }
@@ -212,6 +235,7 @@ def main() -> None:
     res = {name: bench_config(configs[name], setup, args, shared) for name in configs if name in wanted}
     result: dict[str, Any] = {
         "world": args.world,
+        "device": args.device,
         "config": args.config or "defaults",
         "human_prior": prior,
         "hidden": base.hidden_dim,
@@ -226,6 +250,7 @@ def main() -> None:
     keys = [
         ("default", "train", "train_steps_per_s", f"train_step, default networks {active.get('default')}"),
         ("reference", "train", "reference_train_steps_per_s", "train_step, plain reference step, default networks"),
+        ("lazy", "train", "lazy_first_layer_train_steps_per_s", "train_step, fast, lazy first-layer Adam"),
         ("all", "train", "train_steps_per_s_all_networks", f"train_step, all networks {active.get('all')}"),
         ("tabular", "train", "tabular_train_steps_per_s", "train_step, tabular backend"),
         ("default", "env", "env_steps_per_s", "Actor.step, Q_r policy at nominal beta_r"),
@@ -243,7 +268,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"world {args.world}, config {args.config or 'defaults'}, hidden {base.hidden_dim} x "
+        f"world {args.world}, device {args.device}, config {args.config or 'defaults'}, hidden {base.hidden_dim} x "
         f"{base.num_hidden_layers}, batch {base.batch_size}, dropout {base.dropout}, "
         f"{args.threads} torch thread(s), load avg {load:.2f}; best of {args.repeat} rounds"
     )

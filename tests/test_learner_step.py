@@ -17,8 +17,9 @@ import torch
 from humanpower.api import build_setup
 from humanpower.learn.actor import Actor, ExplorationParams
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.learner import Learner, clip_grad_norm
+from humanpower.learn.learner import Learner
 from humanpower.learn.networks import Phase2Network, QRNetwork
+from humanpower.learn.optim import clip_grad_norm
 from humanpower.learn.schedules import grad_clip_at, lr_at
 from humanpower.learn.trainer import make_learner
 from humanpower.worlds.grid.library import load_world

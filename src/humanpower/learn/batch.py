@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from humanpower.goals import GoalSet
+from humanpower.learn.device import to_device
 from humanpower.learn.encoding import Featurizer, StateBatch
 from humanpower.learn.replay import Transition
 from humanpower.worlds.protocol import WorldModel
@@ -259,7 +260,7 @@ def assemble_batch(
     node_terminal[inverse[b : b + n_edges]] = edge_terminal
 
     def t(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        return torch.as_tensor(x, dtype=dtype, device=device)
+        return to_device(x, device, dtype)  # pinned, non-blocking on an accelerator
 
     humans: list[HumanEdgeBatch] | None = None
     if with_humans:

@@ -46,6 +46,7 @@ HUMAN_PRIORS = ("auto", "exact", "heuristic", "uniform")
 Q_R_LOSSES = ("mse", "log")
 PROBABILITY_LOSSES = ("mse", "bce")
 TRAIN_STEPS = ("fast", "reference")
+FIRST_LAYER_UPDATES = ("dense", "lazy")
 ASYNC_BACKENDS = ("local", "ray")
 _DEVICE_RE = re.compile(r"cpu|cuda|cuda:\d+")
 
@@ -183,6 +184,13 @@ class Phase2Config:
     """Training-step implementation, same losses either way (to float tolerance): fast (each distinct state of a
     batch goes through each state trunk once, queries gather embeddings, sparse first layer where the encoder
     supports it) or reference (the plain step: raw features gathered per query, dense first layer)."""
+    first_layer_updates: str = "dense"
+    """How Adam updates the sparse first layer of each network in the fast step (neural backend, sparse state
+    encoder): dense (torch's Adam on every row every step, as the reference step does) or lazy (only the weight
+    rows of the input features present in the step's batch change, with their Adam moments and weight decay;
+    rows of absent features wait unchanged; see learn/optim.py and docs/LEARNER.md; on CUDA it costs a host sync
+    per step). Losses and gradients are the same either way; lazy measured within a few percent of dense on
+    `large` (docs/PERFORMANCE.md)."""
     u_r_use_network: bool = False
     """Learn U_r with a network (for many humans) instead of computing it exactly from X_h."""
     v_r_use_network: bool = False
@@ -403,6 +411,7 @@ def _validate(c: Phase2Config) -> None:
     enum("q_r_loss", Q_R_LOSSES)
     enum("probability_loss", PROBABILITY_LOSSES)
     enum("train_step", TRAIN_STEPS)
+    enum("first_layer_updates", FIRST_LAYER_UPDATES)
     for name in (
         "torch_threads",
         "num_episodes",

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from humanpower.errors import CheckpointError
 from humanpower.goals import Goal
+from humanpower.learn.device import to_device
 from humanpower.learn.state_batch import SparseRows, StateBatch
 from humanpower.worlds.protocol import State
 
@@ -303,15 +304,15 @@ class Featurizer:
         if not in_order:
             blocks = [b[inverse] for b in blocks]
         dev = self.device
-        tensors = [torch.from_numpy(np.ascontiguousarray(b)).to(dev) for b in blocks]
+        tensors = [to_device(np.ascontiguousarray(b), dev) for b in blocks]  # pinned, non-blocking on a GPU
         sparse = None
         if self._constant is not None:
             sparse = SparseRows(tensors[0], tensors[1], self._constant[0], self._constant[1], self.dim)
         return StateBatch(
             features=None if sparse is not None else tensors[0],
-            ids=torch.from_numpy(ids).to(dev),
-            unique_rows=torch.from_numpy(unique_rows).to(dev),
-            inverse=torch.from_numpy(inverse).to(dev),
+            ids=to_device(ids, dev),
+            unique_rows=to_device(unique_rows, dev),
+            inverse=to_device(inverse, dev),
             sparse=sparse,
             lazy_select=self.fast,
         )

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from humanpower.learn import device as devices
 from humanpower.learn.encoding import SparseRows, StateBatch
 
 DEFAULT_MEMO_CAPACITY = 1 << 16
@@ -55,14 +56,30 @@ def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.
 
 
 class FastDropout(nn.Dropout):
-    """``nn.Dropout`` with the mask of :func:`dropout_mask` on the CPU (torch's own kernel elsewhere)."""
+    """``nn.Dropout`` with the mask of :func:`dropout_mask` on the CPU (torch's own kernel on accelerators)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.inplace:
+        if devices.accelerated(x.device) or self.inplace:
             return F.dropout(x, self.p, True, self.inplace)
         return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
+
+
+class _RowGather(torch.autograd.Function):
+    """``weight.index_select(0, rows)`` for distinct sorted ``rows``, whose gradient is a coalesced sparse COO
+    tensor holding just those rows (what a row-sparse optimizer reads) instead of a dense zero-filled one."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.rows = rows
+        ctx.shape = weight.shape
+        return weight.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        index = ctx.rows.unsqueeze(0)
+        return torch.sparse_coo_tensor(index, grad, ctx.shape, is_coalesced=True, check_invariants=False), None
 
 
 class SparseInputLinear(nn.Module):
@@ -73,12 +90,17 @@ class SparseInputLinear(nn.Module):
     of shape (in, out), so that the weight columns an input entry selects are contiguous rows: the sparse
     forward is one embedding-bag sum over them and its gradient a few row additions, and the optimizer steps a
     contiguous tensor. :attr:`weight` is the (out, in) view.
+
+    :attr:`sparse_grad` (default False): the sparse forward's gradient of ``weight_t`` is a coalesced sparse COO
+    tensor of the rows it read (for a row-sparse optimizer, :class:`~humanpower.learn.optim.LazyAdam`) instead of
+    a dense tensor that is zero outside them. The values are the same.
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         linear = nn.Linear(in_features, out_features)
         self.in_features, self.out_features = int(in_features), int(out_features)
+        self.sparse_grad = False
         self.weight_t = nn.Parameter(linear.weight.detach().t().contiguous())
         self.bias = nn.Parameter(linear.bias.detach().clone())
 
@@ -103,7 +125,13 @@ class SparseInputLinear(nn.Module):
         index = torch.cat([rows.index.reshape(-1), rows.constant_index])
         weight = torch.cat([rows.value.reshape(-1), rows.constant_value])
         offsets = torch.arange(0, n * k + 1, k, device=index.device) if k else index.new_zeros(n + 1)
-        sums = F.embedding_bag(index, self.weight_t, offsets, mode="sum", per_sample_weights=weight)
+        if self.sparse_grad and self.weight_t.requires_grad and torch.is_grad_enabled():
+            # The bags over the distinct rows read (gathered once); their gradient is one coalesced row block.
+            cols, local = torch.unique(index, sorted=True, return_inverse=True)
+            gathered = _RowGather.apply(self.weight_t, cols)
+            sums = F.embedding_bag(local, gathered, offsets, mode="sum", per_sample_weights=weight)
+        else:
+            sums = F.embedding_bag(index, self.weight_t, offsets, mode="sum", per_sample_weights=weight)
         return sums[:n] + (self.bias + sums[n])
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:

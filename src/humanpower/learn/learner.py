@@ -12,10 +12,14 @@ import numpy as np
 import torch
 
 from humanpower.goals import GoalSet
+from humanpower.learn import device as devices
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer
+from humanpower.learn.layers import DEFAULT_MEMO_REFILL
+from humanpower.learn.loss_meter import LossMeter
 from humanpower.learn.networks import Phase2Networks, enable_state_memos
+from humanpower.learn.optim import LazyAdam, clip_grad_norm, use_sparse_first_layer_gradients
 from humanpower.learn.policy import QPolicy
 from humanpower.learn.replay import ReplayBuffer, Transition
 from humanpower.learn.schedules import NUM_STAGES, StageTable, beta_r_at, grad_clip_at, lr_at
@@ -31,26 +35,12 @@ def _fused_ok(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda", "mps", "xpu")
 
 
-def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> None:
-    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` with the same arithmetic, minus its overhead.
-
-    Scales the gradients by ``min(1, max_norm / (total_norm + 1e-6))``; on the CPU the (then exact identity)
-    multiplication by 1 is skipped.
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    if grads[0].device.type == "cpu" and total.dtype == torch.float32:
-        # torch's float32 arithmetic (max_norm / t is reciprocal(t) * max_norm), on the host: no tiny tensor ops.
-        coef = min(
-            (np.float32(1.0) / (np.float32(total.item()) + np.float32(1e-6))) * np.float32(max_norm),
-            np.float32(1.0),
-        )
-        if coef < 1.0:
-            torch._foreach_mul_(grads, float(coef))
-        return
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+def lazy_first_layer(cfg: Phase2Config, featurizer: Featurizer) -> bool:
+    """Whether the learner updates the sparse first layers lazily (config ``first_layer_updates``; only the
+    fast step of the neural backend with a sparse state encoder has sparse first-layer gradients)."""
+    if cfg.networks != "neural" or cfg.train_step != "fast" or not featurizer.sparse:
+        return False
+    return cfg.first_layer_updates == "lazy"
 
 
 def target_view(targets: dict[str, TargetNetwork]) -> Phase2Networks:
@@ -83,18 +73,20 @@ class Learner:
         self.compiler = TransitionCompiler(world, featurizer)
         modules = nets.named()
         self.base_lr = {name: float(getattr(cfg, f"lr_{name}")) for name in modules}
-        # One optimizer per network. Neural: Adam with L2 weight decay. Tabular: plain SGD on the
-        # duplicate-averaging loss, i.e. entry <- entry + lr * (mean target - entry) (see losses.regression_loss).
+        # One optimizer per network. Neural: Adam with L2 weight decay (lazy on the sparse first layers when
+        # configured: LazyAdam). Tabular: plain SGD on the duplicate-averaging loss, i.e. entry <- entry + lr *
+        # (mean target - entry) (see losses.regression_loss). Fused kernels where the device supports them.
         self.tabular = cfg.networks == "tabular"
-        # Fused kernels (one pass over each parameter per step) where the device supports them.
+        self.lazy_first_layer = lazy_first_layer(cfg, featurizer)
+        if self.lazy_first_layer:
+            use_sparse_first_layer_gradients(modules.values())
+        adam = LazyAdam if self.lazy_first_layer else torch.optim.Adam
         self._params: dict[str, list[torch.nn.Parameter]] = {name: list(m.parameters()) for name, m in modules.items()}
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             name: (
                 torch.optim.SGD(params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device))
                 if self.tabular
-                else torch.optim.Adam(
-                    params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device)
-                )
+                else adam(params, lr=self.base_lr[name], weight_decay=cfg.weight_decay, fused=_fused_ok(device))
             )
             for name, params in self._params.items()
         }
@@ -111,11 +103,18 @@ class Learner:
         # Target weights change only at their hard updates: remember their per-state values in between (CPU:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
-        if device.type == "cpu":
-            enable_state_memos((t.module for t in self.targets.values()), features_of=featurizer.batch_of_ids)
+        # At a hard update a memo recomputes the most recently added states in one batch: at most as many as the
+        # batches until the next update can query (interval x batch size), so frequent updates do not recompute
+        # thousands of states every few steps.
+        if not devices.accelerated(device):
+            for t in self.targets.values():
+                refill = min(DEFAULT_MEMO_REFILL, t.interval * cfg.batch_size)
+                enable_state_memos([t.module], features_of=featurizer.batch_of_ids, refill=refill)
         self.replay: ReplayBuffer[CompiledTransition] = ReplayBuffer.from_config(cfg)
         self.rng = np.random.default_rng([cfg.seed, 2])
         self.train_steps = 0
+        self.losses = LossMeter()
+        """Each network's losses since the training loop last read them (summed on the device)."""
 
     # -- data ---------------------------------------------------------------------------------------------------
     def add(self, transitions: list[Transition]) -> None:
@@ -147,14 +146,21 @@ class Learner:
         idx = self.replay.sample(max(cfg.batch_size, x_size), self.rng)
         items = self.replay.storage.get(idx)
         batch = assemble_batch(items[: cfg.batch_size], self.featurizer, self.num_robot_actions, self.device)
-        if x_size == cfg.batch_size:  # the batch's own states, in the same order (no second featurizer pass)
-            x_states = batch.states()
+        states = batch.states()
+        if x_size == cfg.batch_size:  # the batch's own states (one object: deduplicated and encoded once)
+            x_states = states
         else:
             x_states = self.featurizer.batch_from_ids(np.fromiter((it.state_id for it in items[:x_size]), np.int64))
-        return StepData.of(batch, x_states, beta_r_at(total_steps, cfg), self.rng)
+        return StepData(batch, states, x_states, beta_r_at(total_steps, cfg), self.rng)
 
-    def train_step(self, total_steps: int) -> dict[str, float]:
-        """Sample a batch, compute the active terms' losses, take one optimizer step each; returns the losses."""
+    def step(self, total_steps: int) -> dict[str, torch.Tensor]:
+        """Sample a batch, compute the active terms' losses, take one optimizer step each.
+
+        Returns the losses (detached 0-dim tensors on the learner's device) and adds them to :attr:`losses`.
+        Nothing here reads a device value on the host, so on an accelerator the step queues its work without
+        waiting for it (the CPU-only lazy first-layer update and the CPU clip read values on the host, where
+        that costs no synchronisation).
+        """
         data = self.sample(total_steps)
         losses: dict[str, torch.Tensor] = {}
         for term in self.active_terms(total_steps):
@@ -178,7 +184,14 @@ class Learner:
         self.train_steps += 1
         for target_net in self.targets.values():
             target_net.maybe_update(self.train_steps)
-        return {name: float(loss.detach()) for name, loss in losses.items()}
+        out = {name: loss.detach() for name, loss in losses.items()}
+        self.losses.add(out)
+        return out
+
+    def train_step(self, total_steps: int) -> dict[str, float]:
+        """:meth:`step`, returning the losses as floats (a host read of each loss: for callers that want every
+        step's numbers; a training loop reads :attr:`losses` at its logging interval instead)."""
+        return {name: float(loss) for name, loss in self.step(total_steps).items()}
 
     # -- checkpointing ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -190,6 +203,7 @@ class Learner:
             "featurizer": self.featurizer.state_dict(),
             "rng": self.rng.bit_generator.state,
             "train_steps": self.train_steps,
+            "losses": self.losses.state_dict(),
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -203,3 +217,4 @@ class Learner:
         self.replay.load_state_dict(d["replay"])
         self.rng.bit_generator.state = d["rng"]
         self.train_steps = int(d["train_steps"])
+        self.losses.load_state_dict(d.get("losses", {}), self.device)

@@ -324,7 +324,7 @@ class VHENetwork(Phase2Network):
 
     def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
         """V_h^e for every goal of the human at position ``human_pos``: (B, G_h)."""
-        start = int(self.goal_offsets[human_pos])
+        start = sum(self.num_goals[:human_pos])  # = goal_offsets[human_pos], without a device read
         stop = start + self.num_goals[human_pos]
         table = self._memo_table(batch)
         if table is not None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from humanpower.learn import device
+
 
 @dataclass(frozen=True)
 class SparseRows:
@@ -109,6 +111,7 @@ class StateBatch:
         self.unique_rows = unique_rows
         self.inverse = inverse
         self.lazy_select = lazy_select
+        self._distinct: tuple[StateBatch, torch.Tensor | None] | None = None  # distinct_states(), once computed
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -166,11 +169,21 @@ class StateBatch:
 
     def distinct_states(self) -> tuple[StateBatch, torch.Tensor | None]:
         """The batch of the distinct states (rows gathered for those only) and the row index into it ``(B,)``;
-        the index is None when every row is distinct (then the batch itself, in row order)."""
-        rows, inverse = self.dedup()
-        if rows.shape[0] == len(self):
-            return self, None
-        return self.select(rows, lazy=False), inverse
+        the index is None when every row is distinct (then the batch itself, in row order).
+
+        On an accelerator (:func:`~humanpower.learn.device.accelerated`) a batch without known dedup info is
+        not deduplicated (its distinct count is data-dependent: finding it would be a host sync); the rows are
+        then all evaluated, with the same values.
+        """
+        if self._distinct is None:
+            if self.unique_rows is None and device.accelerated(self.device):
+                self._distinct = self.select(torch.arange(len(self), device=self.device), lazy=False), None
+            else:
+                rows, inverse = self.dedup()
+                self._distinct = (
+                    (self, None) if rows.shape[0] == len(self) else (self.select(rows, lazy=False), inverse)
+                )
+        return self._distinct
 
     def select(self, rows: torch.Tensor, lazy: bool | None = None) -> StateBatch:
         """The sub-batch (or re-indexed batch, rows may repeat) ``self[rows]``.

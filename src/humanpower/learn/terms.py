@@ -50,6 +50,7 @@ from humanpower.goals import GoalSet
 from humanpower.learn import targets as T
 from humanpower.learn.batch import Batch
 from humanpower.learn.config import Phase2Config
+from humanpower.learn.device import to_device
 from humanpower.learn.encoding import StateBatch
 from humanpower.learn.losses import log_policy_loss, probability_loss, regression_loss
 from humanpower.learn.networks import Phase2Networks, VHEModel
@@ -279,7 +280,7 @@ class XHSampledTarget:
         rows = x_states.select(torch.arange(n, device=device).repeat_interleave(k))
         cols = []
         for i, (probs, weight) in enumerate(zip(self.goal_probabilities, self.total_weights, strict=True)):
-            g = torch.as_tensor(data.rng.choice(len(probs), size=n * k, p=probs), device=device)
+            g = to_device(data.rng.choice(len(probs), size=n * k, p=probs), device)
             v = target_nets.v_h_e(rows, torch.full_like(g, i), g)
             cols.append(T.x_h_target(v.view(n, k), torch.full((n, k), weight, device=v.device), self.zeta))
         return torch.stack(cols, dim=-1)
@@ -300,7 +301,7 @@ class XHAllGoalsTarget:
             [
                 T.x_h_from_v(
                     target_nets.v_h_e.forward_all_goals(x_states, i),
-                    torch.tensor(w, dtype=torch.float32, device=device),
+                    to_device(np.asarray(w, dtype=np.float32), device),
                     self.zeta,
                 )
                 for i, w in enumerate(self.goal_weights)
@@ -320,7 +321,7 @@ class XHLoss:
     def __call__(self, nets: Phase2Networks, data: StepData, target: Tensor) -> Tensor:
         pred = nets.x_h.forward_all(data.x_states)
         if self.kind == "bce":
-            w = torch.tensor(self.total_weights, dtype=pred.dtype, device=pred.device)
+            w = to_device(np.asarray(self.total_weights), pred.device, pred.dtype)
             return probability_loss(pred / w, target / w, None, "bce")
         return regression_loss(pred, target, _keys(data.x_states.ids, self.tabular))
 
@@ -337,8 +338,8 @@ class URTarget:
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
         x = target_nets.x_h.forward_all(data.states)
         if self.sample_size is not None:
-            humans = torch.as_tensor(data.rng.choice(x.shape[1], self.sample_size, replace=False))
-            x = x[:, humans.to(x.device)]
+            humans = to_device(data.rng.choice(x.shape[1], self.sample_size, replace=False), x.device)
+            x = x.index_select(1, humans)
         return T.y_from_x(x, self.xi)
 
 

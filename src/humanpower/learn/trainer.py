@@ -117,13 +117,13 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
 
 
 class _Window:
-    """What happened since the last metrics row (the losses are checkpointed; the rest restarts on resume)."""
+    """What happened since the last metrics row (restarts on resume; the losses are the learner's ``LossMeter``,
+    checkpointed with it)."""
 
-    def __init__(self, total_steps: int, train_steps: int, losses: dict[str, list[float]] | None = None) -> None:
+    def __init__(self, total_steps: int, train_steps: int) -> None:
         self.t0 = time.perf_counter()
         self.steps0 = total_steps
         self.train0 = train_steps
-        self.losses: dict[str, list[float]] = losses if losses is not None else {}
         self.lag_sum = 0
         self.lag_count = 0
         self.lag_max = -1
@@ -220,7 +220,6 @@ class Trainer:
             "episode": self.episode,
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
-            "loss_window": {k: list(v) for k, v in self._window.losses.items()},
             "async": {"crashes": [asdict(c) for c in self.crashes]},
         }
 
@@ -230,7 +229,6 @@ class Trainer:
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
         torch.set_rng_state(d["torch_rng"])
-        self._window.losses = {k: list(v) for k, v in d.get("loss_window", {}).items()}
         self.crashes = [ActorCrash(**c) for c in d.get("async", {}).get("crashes", [])]
 
     def resume(self) -> None:
@@ -345,7 +343,7 @@ class Trainer:
     def _collect_and_train(self, logger: RunLogger, stop: StopRequest, budget: int) -> None:
         collector, learner, pacing = self.collector, self.learner, self.pacing
         crashes_before = len(self.crashes)
-        self._window = _Window(self.total_steps, learner.train_steps, self._window.losses)
+        self._window = _Window(self.total_steps, learner.train_steps)
         self.actor_locations = []
         failed = False
         try:
@@ -396,11 +394,11 @@ class Trainer:
         logger.advance(n)
 
     def _train(self, steps: int) -> None:
-        """``steps`` training steps (losses into the metrics window), publishing the policy when due."""
-        learner, losses = self.learner, self._window.losses
+        """``steps`` training steps (their losses accumulate on the device, ``learner.losses``), publishing the
+        policy when due."""
+        learner = self.learner
         for _ in range(steps):
-            for name, value in learner.train_step(self.total_steps).items():
-                losses.setdefault(name, []).append(value)
+            learner.step(self.total_steps)
             if self.pacing.publish_due(learner.train_steps):
                 self.collector.publish(learner, self.total_steps)
 
@@ -454,7 +452,7 @@ class Trainer:
         seconds = max(now - w.t0, 1e-9)
         env_steps = self.total_steps - w.steps0
         train_steps = learner.train_steps - w.train0
-        row = self._metrics_row(w.losses, seconds, env_steps, train_steps)
+        row = self._metrics_row(learner.losses.take(), seconds, env_steps, train_steps)
         row.update(
             {
                 "policy_lag_mean": mean_or_nan(w.lag_sum, w.lag_count),
@@ -470,7 +468,7 @@ class Trainer:
         self._window = _Window(self.total_steps, learner.train_steps)
 
     def _metrics_row(
-        self, window: dict[str, list[float]], seconds: float, env_steps: int, train_steps: int
+        self, losses: dict[str, float], seconds: float, env_steps: int, train_steps: int
     ) -> dict[str, Any]:
         cfg, learner = self.cfg, self.learner
         t = self.total_steps
@@ -487,8 +485,7 @@ class Trainer:
             "train_steps_per_s": train_steps / max(seconds, 1e-9),
         }
         for name in ("v_h_e", "x_h", "u_r", "q_r", "v_r"):
-            values = window.get(name)
-            row[f"loss_{name}"] = float(np.mean(values)) if values else float("nan")
+            row[f"loss_{name}"] = losses.get(name, float("nan"))
         if self.setup.reference is not None:
             model = LearnedModel.from_learner(learner, self.setup.world)
             row.update(

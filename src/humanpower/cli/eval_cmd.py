@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"humanpower eval: {source.note}", file=sys.stderr)
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(str(folder.world_path))
-    setup = build_setup(world, cfg, reference=not args.no_exact)
+    setup = build_setup(world, cfg, reference=not args.no_exact, run_dir=folder.root)  # a learned prior: the run's
     model = LearnedModel.from_policy(source.policy, source.path, world, setup.state_encoder, setup.goal_encoders)
 
     out_dir = folder.root / "eval"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -26,6 +26,17 @@ class HumanPolicyPrior(Protocol):
     def action_distribution(self, state: Hashable, human: int, goal: Goal) -> FloatArray: ...
 
     def marginal_distribution(self, state: Hashable, human: int) -> FloatArray: ...
+
+
+@runtime_checkable
+class BatchHumanPolicyPrior(Protocol):
+    """A prior that computes pi_h for many states at once (optional fast path beside :class:`HumanPolicyPrior`).
+
+    ``action_distributions(states, human)`` returns an (N, G_h, A) array: row n, goal column k is
+    ``action_distribution(states[n], human, world.goal_set(human).goals[k])`` (goals in GoalSet order).
+    """
+
+    def action_distributions(self, states: Sequence[Hashable], human: int) -> FloatArray: ...
 
 
 @runtime_checkable

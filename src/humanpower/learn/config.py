@@ -238,18 +238,21 @@ class Phase2Config:
 
     # --- learned Phase 1 prior (human_prior learned, or auto on a world too large for the exact solver) ---
     phase1_train_steps: int | None = None
-    """Training steps (gradient updates, each after collecting one state) of the learned Phase 1 prior; None =
+    """Training steps (gradient updates) of the learned Phase 1 prior; None =
     derived: ceil(phase1_budget_share / (1 - phase1_budget_share) x num_episodes x steps_per_episode), the
     rule of docs/LEARNER.md; >= 1."""
     phase1_budget_share: float = 0.25
     """Share of the run that Phase 1 takes when the prior is learned: with --budget-minutes this share of the
     minutes comes off Phase 2's, and it sets the derived phase1_train_steps; in (0, 1)."""
+    phase1_states_per_train_step: int = 8
+    """States the Phase 1 random walk visits (compiling each new one's successors for every joint action) per
+    Phase 1 training step; >= 1."""
     phase1_batch_size: int = 64
     """States per Phase 1 training batch (each trains every goal and action of every human); >= 1 and <=
     phase1_buffer_size."""
     phase1_buffer_size: int = 20_000
     """Phase 1 replay capacity in visited states (oldest overwritten); >= phase1_batch_size."""
-    lr_phase1: float = 1e-3
+    lr_phase1: float = 3e-3
     """Learning rate of the Q_h^m networks (Adam; plain SGD for the tabular backend), decaying as
     base / sqrt(1 + t / (phase1_train_steps / 8)); > 0."""
     target_update_interval_phase1: int = 100
@@ -434,6 +437,7 @@ def _validate(c: Phase2Config) -> None:
         "num_hidden_layers",
         "x_h_goal_samples",
         "exploring_starts_pool",
+        "phase1_states_per_train_step",
         "phase1_batch_size",
         "phase1_buffer_size",
         "target_update_interval_phase1",

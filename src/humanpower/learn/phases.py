@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from humanpower.errors import CheckpointError
 from humanpower.humans.protocol import HumanPolicyPrior
@@ -139,7 +140,7 @@ def load_learned_prior(
 
 
 class Phase1Trainer:
-    """The Phase 1 loop: collect one state by the random walk, one training step, log, checkpoint.
+    """The Phase 1 loop: collect ``phase1_states_per_train_step`` states by the random walk, one training step.
 
     ``run_dir=None`` trains in memory. With a folder, ``train`` expects the caller to hold the run's lock.
     """
@@ -155,6 +156,7 @@ class Phase1Trainer:
         progress: bool = True,
     ) -> None:
         steps = cfg.phase1_train_steps if cfg.phase1_train_steps is not None else derived_phase1_steps(cfg)
+        torch.set_num_threads(cfg.torch_threads)
         self.cfg = cfg
         self.settings = Phase1Settings.from_config(cfg, steps)
         self.learner = Phase1Learner(world, self.settings, state_encoder, goal_encoders)
@@ -216,8 +218,9 @@ class Phase1Trainer:
         t0, n0 = time.process_time(), learner.train_steps
         try:
             while not self.done and not stop.requested:
-                learner.add([self.collector.step()], self.total_steps)
-                self.total_steps += 1
+                for _ in range(self.cfg.phase1_states_per_train_step):
+                    learner.add([self.collector.step()], self.total_steps)
+                    self.total_steps += 1
                 if not learner.ready():
                     continue
                 for k, v in learner.train_step().items():

@@ -8,8 +8,11 @@ stage of length 0, i.e. ``lr = base / sqrt(1 + t / lr_decay_steps)``, and
 
 One training step: a replay batch of states; for each human h (its own network and optimizer), the target of
 (1) for every goal and action from the *target* network's Q_h^m at the cached successors through (2)-(3)
-(:mod:`.targets`), and the squared error of the main network at every (state, goal) pair whose goal the state
-does not already achieve (there pi_h rests on ``still`` whatever Q_h^m says).
+(:mod:`.targets`), and the loss of the main network at every (state, goal) pair whose goal the state does not
+already achieve (there pi_h rests on ``still`` whatever Q_h^m says): binary cross-entropy with the soft target
+for the neural backend (Q_h^m in [0, 1] behind a sigmoid; unlike the squared error its gradient does not vanish
+where the sigmoid saturates, so a Q_h^m first learned as 0 is not stuck there), the duplicate-averaging squared
+error for the tabular one (value iteration).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from humanpower.exact.kernels import ProfileTables
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateBatch, StateEncoder
 from humanpower.learn.learner import clip_grad_norm
-from humanpower.learn.losses import regression_loss
+from humanpower.learn.losses import probability_loss
 from humanpower.learn.networks import enable_state_memos
 from humanpower.learn.phase1 import targets as T
 from humanpower.learn.phase1.data import Phase1Item, StateModel, assemble_batch
@@ -196,7 +199,7 @@ class Phase1Learner:
             if self.tabular:
                 g = pred.shape[1]
                 keys = (batch.states.ids.unsqueeze(1) * g + torch.arange(g, device=self.device))[mask]
-            loss = regression_loss(pred[mask], target[mask].to(pred.dtype), keys)
+            loss = probability_loss(pred[mask], target[mask].to(pred.dtype), keys, "mse" if self.tabular else "bce")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             for group in opt.param_groups:

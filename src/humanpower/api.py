@@ -29,7 +29,15 @@ from humanpower.learn.autoconfig import AutoConfig, derive_config
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import GoalEncoder, OneHotGoalEncoder, OneHotStateEncoder, StateEncoder
 from humanpower.learn.phase1.prior import LearnedHumanPrior
-from humanpower.learn.phases import load_learned_prior, train_in_phases, untrained_prior, with_phase1_steps
+from humanpower.learn.phases import PROBE_SECONDS as PHASE1_PROBE_SECONDS
+from humanpower.learn.phases import (
+    load_learned_prior,
+    measure_step_seconds,
+    steps_for_seconds,
+    train_in_phases,
+    untrained_prior,
+    with_phase1_steps,
+)
 from humanpower.learn.trainer import SyncTrainer, TrainingSetup, TrainResult
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
@@ -46,6 +54,20 @@ SETUP_FIELDS = ("theory", "human_prior", "include_step_count", "seed", "device",
 EXACT_STATE_LIMIT = 60_000
 """Worlds with at most this many reachable states are solved exactly when the prior is ``auto`` (Phase 1 prior
 and a reference solution for learned-vs-exact metrics); larger ones use the learned Phase 1 prior."""
+
+
+PHASE1_FIELDS = (
+    "phase1_states_per_train_step",
+    "phase1_batch_size",
+    "phase1_buffer_size",
+    "lr_phase1",
+    "target_update_interval_phase1",
+    "hidden_dim",
+    "num_hidden_layers",
+    "networks",
+    "tabular_max_states",
+)
+"""Config fields the Phase 1 speed probe reads (taken from the overrides; the rest are defaults)."""
 
 
 def _try_dag(world: SimulatorModel, limit: int) -> StateDag | None:
@@ -202,7 +224,12 @@ def auto_config(
         # the budget covers the whole command: what setup took and the timing itself come off the loop's share
         left = 60.0 * minutes - (time.perf_counter() - start) - PROBE_SECONDS
         if uses_learned_prior(setup):  # Phase 1 takes its share of the minutes (docs/LEARNER.md)
-            left *= 1.0 - float(given.get("phase1_budget_share", Phase2Config.phase1_budget_share))
+            share = float(given.get("phase1_budget_share", Phase2Config.phase1_budget_share))
+            if "phase1_train_steps" not in given:
+                probe_cfg = _setup_config(given).replace(**{k: given[k] for k in PHASE1_FIELDS if k in given})
+                step_s = measure_step_seconds(world, probe_cfg, setup.state_encoder, setup.goal_encoders)
+                given["phase1_train_steps"] = steps_for_seconds(share * left, step_s)
+            left = (1.0 - share) * left - PHASE1_PROBE_SECONDS
         auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
     try:
         cfg = auto.config.replace(**given)

@@ -238,12 +238,13 @@ class Phase2Config:
 
     # --- learned Phase 1 prior (human_prior learned, or auto on a world too large for the exact solver) ---
     phase1_train_steps: int | None = None
-    """Training steps (gradient updates) of the learned Phase 1 prior; None =
-    derived: ceil(phase1_budget_share / (1 - phase1_budget_share) x num_episodes x steps_per_episode), the
-    rule of docs/LEARNER.md; >= 1."""
+    """Training steps (gradient updates) of the learned Phase 1 prior; None = derived (docs/LEARNER.md): with
+    --budget-minutes, the steps that fit phase1_budget_share of the minutes at the Phase 1 speed timed before
+    training; otherwise ceil(phase1_budget_share / (1 - phase1_budget_share) x num_episodes x
+    steps_per_episode); >= 1."""
     phase1_budget_share: float = 0.25
     """Share of the run that Phase 1 takes when the prior is learned: with --budget-minutes this share of the
-    minutes comes off Phase 2's, and it sets the derived phase1_train_steps; in (0, 1)."""
+    minutes goes to Phase 1 and the rest to Phase 2; it also sets the derived phase1_train_steps; in (0, 1)."""
     phase1_states_per_train_step: int = 8
     """States the Phase 1 random walk visits (compiling each new one's successors for every joint action) per
     Phase 1 training step; >= 1."""

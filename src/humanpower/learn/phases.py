@@ -17,10 +17,12 @@ A resume continues the phase it was in: without ``phase1/prior.pt`` Phase 1 cont
 with it, the frozen prior is loaded and Phase 2 continues (or starts). ``humanpower eval`` rebuilds the prior from
 ``phase1/prior.pt`` (:func:`load_learned_prior`).
 
-Budget rule: Phase 1 trains ``phase1_train_steps`` training steps (one collected state each); when None it is
-``ceil(phase1_budget_share / (1 - phase1_budget_share) * num_episodes * steps_per_episode)``: Phase 1 takes the
-share ``phase1_budget_share`` of the run's steps (with ``--budget-minutes``, the API takes the same share of the
-minutes off Phase 2's budget before deriving Phase 2's config).
+Budget rule: Phase 1 trains ``phase1_train_steps`` training steps (``phase1_states_per_train_step`` collected
+states each). With ``--budget-minutes M`` (the API's :func:`humanpower.api.auto_config`), Phase 1 gets the share
+``phase1_budget_share`` of the minutes left after setup: its speed is timed for about 3 CPU seconds
+(:func:`measure_step_seconds`) and the steps that fit are taken (:func:`steps_for_seconds`); Phase 2's config is
+derived for the remaining minutes. Otherwise (an explicit config without ``phase1_train_steps``) it is
+``ceil(share / (1 - share) * num_episodes * steps_per_episode)`` (:func:`derived_phase1_steps`).
 """
 
 from __future__ import annotations
@@ -56,12 +58,38 @@ LOG_ROWS = 50
 """Phase 1 logs about this many metric rows per run."""
 CHECKPOINTS = 10
 """Phase 1 writes about this many periodic checkpoints per run (and one when stopped)."""
+PROBE_SECONDS = 3.0
+"""CPU seconds :func:`measure_step_seconds` times Phase 1 for (with ``--budget-minutes``)."""
 
 
 def derived_phase1_steps(cfg: Phase2Config) -> int:
     """The budget rule: ``ceil(share / (1 - share) * total_env_steps)`` Phase 1 training steps."""
     share = cfg.phase1_budget_share
     return max(1, math.ceil(share / (1.0 - share) * cfg.total_env_steps))
+
+
+def measure_step_seconds(
+    world: WorldModel,
+    cfg: Phase2Config,
+    state_encoder: StateEncoder,
+    goal_encoders: Sequence[GoalEncoder],
+    seconds: float = PROBE_SECONDS,
+) -> float:
+    """Process CPU seconds per Phase 1 training step (with its collection) of a throwaway trainer, timed for
+    about ``seconds`` and at least 3 training steps. Early steps compile mostly new states, so this leans high."""
+    trainer = Phase1Trainer(world, cfg.replace(phase1_train_steps=10**9), state_encoder, goal_encoders, progress=False)
+    while trainer.step() is None:  # fill replay with a first batch (not timed)
+        pass
+    t0, steps = time.process_time(), 0
+    while steps < 3 or time.process_time() - t0 < seconds:
+        trainer.step()
+        steps += 1
+    return (time.process_time() - t0) / steps
+
+
+def steps_for_seconds(seconds: float, step_seconds: float) -> int:
+    """The Phase 1 training steps that fit ``seconds`` at ``step_seconds`` each (at least 1)."""
+    return max(1, int(seconds / max(step_seconds, 1e-9)))
 
 
 def with_phase1_steps(cfg: Phase2Config) -> Phase2Config:
@@ -199,6 +227,16 @@ class Phase1Trainer:
         self.total_steps = int(d["total_steps"])
         self.seconds = float(d["seconds"])
 
+    def step(self) -> dict[str, float] | None:
+        """Collect ``phase1_states_per_train_step`` states, then one training step (its losses) once replay can
+        serve a batch (None before)."""
+        for _ in range(self.cfg.phase1_states_per_train_step):
+            self.learner.add([self.collector.step()], self.total_steps)
+            self.total_steps += 1
+        if not self.learner.ready():
+            return None
+        return self.learner.train_step()
+
     def train(self, stop: StopRequest, *, resume: bool = False) -> bool:
         """Train to ``settings.train_steps``; True when Phase 1 finished (False: stopped by a signal)."""
         folder = self.folder
@@ -218,12 +256,10 @@ class Phase1Trainer:
         t0, n0 = time.process_time(), learner.train_steps
         try:
             while not self.done and not stop.requested:
-                for _ in range(self.cfg.phase1_states_per_train_step):
-                    learner.add([self.collector.step()], self.total_steps)
-                    self.total_steps += 1
-                if not learner.ready():
+                losses = self.step()
+                if losses is None:
                     continue
-                for k, v in learner.train_step().items():
+                for k, v in losses.items():
                     window.setdefault(k, []).append(v)
                 logger.advance(1)
                 step = learner.train_steps

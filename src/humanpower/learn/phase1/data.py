@@ -16,7 +16,7 @@ so a revisited state costs a dict lookup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +64,23 @@ class StateModel:
         return int(self.row_offsets.shape[0] - 1)
 
 
-def compile_state(world: WorldModel, state: State, goal_sets: Sequence[GoalSet]) -> StateModel:
-    """The :class:`StateModel` of a non-terminal ``state`` (one batched transition-table call)."""
+AchievedFn = Callable[[State], tuple[BoolArray, ...]]
+"""Per human position, the (G_h,) goals a state achieves."""
+
+
+def achieved_masks(goal_sets: Sequence[GoalSet]) -> AchievedFn:
+    """The plain :data:`AchievedFn` of ``goal_sets`` (every goal asked)."""
+    return lambda s: tuple(gs.achieved_mask(s) for gs in goal_sets)
+
+
+def compile_state(
+    world: WorldModel, state: State, goal_sets: Sequence[GoalSet], achieved: AchievedFn | None = None
+) -> StateModel:
+    """The :class:`StateModel` of a non-terminal ``state`` (one batched transition-table call).
+
+    ``achieved``: where the goal masks come from (default: every goal asked; the collector passes a cache).
+    """
+    achieved_of = achieved if achieved is not None else achieved_masks(goal_sets)
     a = world.num_actions
     table = transition_table(world, state, [range(a)] * world.num_agents)
     node_of: dict[State, int] = {}
@@ -81,14 +96,15 @@ def compile_state(world: WorldModel, state: State, goal_sets: Sequence[GoalSet])
             probs.append(p)
         offsets.append(len(nodes))
     successors = tuple(node_of)
+    masks = [achieved_of(s) for s in successors]
     return StateModel(
         state=state,
         successors=successors,
         terminal=np.fromiter((world.is_terminal(s) for s in successors), dtype=bool, count=len(successors)),
         achieved=tuple(
-            np.stack([gs.achieved_mask(s) for s in successors]).reshape(len(successors), len(gs)) for gs in goal_sets
+            np.stack([m[h] for m in masks]).reshape(len(successors), len(gs)) for h, gs in enumerate(goal_sets)
         ),
-        state_achieved=tuple(gs.achieved_mask(state) for gs in goal_sets),
+        state_achieved=achieved_of(state),
         row_offsets=np.asarray(offsets, dtype=np.int64),
         edge_node=np.asarray(nodes, dtype=np.int64),
         edge_prob=np.asarray(probs, dtype=np.float64),
@@ -166,6 +182,8 @@ class RandomWalkCollector:
         self.rng = np.random.default_rng([seed, 11])
         self.state: State = world.initial_state()
         self._models: dict[State, StateModel] = {}
+        self._masks: dict[State, tuple[BoolArray, ...]] = {}
+        self._plain_masks = achieved_masks(self.goal_sets)
         self.pool: list[State] = []
         """Non-terminal successors seen (exploring starts), at most :data:`START_POOL_STATES`."""
         self._pooled: set[State] = set()
@@ -177,11 +195,20 @@ class RandomWalkCollector:
         if m is None:
             if len(self._models) >= MODEL_CACHE_STATES:
                 self._models.clear()
-            m = self._models[state] = compile_state(self.world, state, self.goal_sets)
+            m = self._models[state] = compile_state(self.world, state, self.goal_sets, self._achieved)
             for s, terminal in zip(m.successors, m.terminal, strict=True):
                 if not terminal and s not in self._pooled:
                     self._offer(s)
         return m
+
+    def _achieved(self, state: State) -> tuple[BoolArray, ...]:
+        """Goal masks of ``state``, cached (successors recur across the states of a walk)."""
+        hit = self._masks.get(state)
+        if hit is None:
+            if len(self._masks) >= 8 * MODEL_CACHE_STATES:
+                self._masks.clear()
+            hit = self._masks[state] = self._plain_masks(state)
+        return hit
 
     def _offer(self, state: State) -> None:
         """Reservoir sampling of the distinct non-terminal successors into the exploring-starts pool."""

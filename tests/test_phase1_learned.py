@@ -149,12 +149,12 @@ def _mean_tv(prior: Any, exact: Any, dag: Any, world: SimulatorModel, human_pos:
     return float((0.5 * np.abs(pi - exact.pi[human_pos][ids]).sum(-1))[~achieved].mean())
 
 
-@pytest.mark.parametrize("name", ["trivial", "two_small"])
-def test_short_neural_run_beats_uniform_and_heuristic(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "steps"), [("trivial", 500), ("two_small", 300)])
+def test_short_neural_run_beats_uniform_and_heuristic(name: str, steps: int, tmp_path: Path) -> None:
     world = _two_small(tmp_path) if name == "two_small" else load_world(name)
     cfg = Phase2Config(
         human_prior="learned",
-        phase1_train_steps=500,
+        phase1_train_steps=steps,
         phase1_batch_size=128,
         target_update_interval_phase1=20,
         lr_phase1=1e-2,

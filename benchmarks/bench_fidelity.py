@@ -152,7 +152,7 @@ def measure(world_name: str, run_dir: Path) -> dict[str, Any]:
     status = folder.read_status()
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(world_name)
-    setup = build_setup(world, cfg, reference=False)
+    setup = build_setup(world, cfg, reference=False, run_dir=run_dir)
     prior = setup.prior
     dag = prior.dag if isinstance(prior, ExactHumanPrior) else build_dag(world, progress=False)
     solution = exact_prior_solution(world, dag, cfg.theory(), prior)

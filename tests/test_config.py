@@ -53,7 +53,7 @@ def test_every_field_documented_and_typed() -> None:
         ({"epsilon_start": 0.1, "epsilon_end": 0.2}, "epsilon_end: must be <= epsilon_start"),
         ({"epsilon_start": 1.5}, "epsilon_start: must be in [0, 1]"),
         ({"networks": "lookup"}, "networks: must be one of neural, tabular"),
-        ({"human_prior": "smart"}, "human_prior: must be one of auto, exact, heuristic, uniform"),
+        ({"human_prior": "smart"}, "human_prior: must be one of auto, exact, learned, heuristic, uniform"),
         ({"backend": "dask"}, "backend: must be one of local, ray"),
         ({"device": "gpu"}, "device: must be cpu, cuda or cuda:N"),
         ({"num_episodes": 10}, "num_episodes: the warm-up stages need 50000 env steps"),

@@ -27,7 +27,17 @@ from humanpower.humans.protocol import HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
 from humanpower.learn.autoconfig import AutoConfig, derive_config
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
+from humanpower.learn.encoding import GoalEncoder, OneHotGoalEncoder, OneHotStateEncoder, StateEncoder
+from humanpower.learn.phase1.prior import LearnedHumanPrior
+from humanpower.learn.phases import PROBE_SECONDS as PHASE1_PROBE_SECONDS
+from humanpower.learn.phases import (
+    load_learned_prior,
+    measure_step_seconds,
+    steps_for_seconds,
+    train_in_phases,
+    untrained_prior,
+    with_phase1_steps,
+)
 from humanpower.learn.trainer import Trainer, TrainingSetup, TrainResult
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.library import load_world
@@ -43,7 +53,21 @@ SETUP_FIELDS = ("theory", "human_prior", "include_step_count", "seed", "device",
 
 EXACT_STATE_LIMIT = 60_000
 """Worlds with at most this many reachable states are solved exactly when the prior is ``auto`` (Phase 1 prior
-and a reference solution for learned-vs-exact metrics); larger ones use the heuristic prior."""
+and a reference solution for learned-vs-exact metrics); larger ones use the learned Phase 1 prior."""
+
+
+PHASE1_FIELDS = (
+    "phase1_states_per_train_step",
+    "phase1_batch_size",
+    "phase1_buffer_size",
+    "lr_phase1",
+    "target_update_interval_phase1",
+    "hidden_dim",
+    "num_hidden_layers",
+    "networks",
+    "tabular_max_states",
+)
+"""Config fields the Phase 1 speed probe reads (taken from the overrides; the rest are defaults)."""
 
 
 def _try_dag(world: SimulatorModel, limit: int) -> StateDag | None:
@@ -54,45 +78,76 @@ def _try_dag(world: SimulatorModel, limit: int) -> StateDag | None:
 
 
 def build_setup(
-    world: SimulatorModel, cfg: Phase2Config, *, reference: bool = True, state_limit: int = EXACT_STATE_LIMIT
+    world: SimulatorModel,
+    cfg: Phase2Config,
+    *,
+    reference: bool = True,
+    state_limit: int = EXACT_STATE_LIMIT,
+    prior: HumanPolicyPrior | None = None,
+    run_dir: Path | None = None,
 ) -> TrainingSetup:
     """The TrainingSetup for ``world``: human prior, encoders, exact reference (small worlds), rendering.
 
-    ``cfg.human_prior``: ``exact`` (Phase 1 by backward induction; needs the state DAG), ``heuristic``
-    (Boltzmann over shortest-path distances; gridworlds), ``uniform``, or ``auto`` (exact when the world has at
-    most ``state_limit`` reachable states, else heuristic).
+    ``cfg.human_prior``: ``exact`` (Phase 1 by backward induction; needs the state DAG), ``learned`` (Phase 1
+    learned first, :mod:`humanpower.learn.phases`), ``heuristic`` (Boltzmann over shortest-path distances;
+    gridworlds), ``uniform``, or ``auto`` (exact when the world has at most ``state_limit`` reachable states,
+    else learned). ``prior``: the prior to use instead (a trained learned prior). ``run_dir``: a run folder whose
+    frozen learned prior (``phase1/prior.pt``) is loaded when the prior is learned (eval). For ``learned`` without
+    either, the setup holds an untrained :class:`LearnedHumanPrior` (what :func:`train` replaces after Phase 1;
+    :func:`uses_learned_prior` tells). The reference solution is computed for the prior the setup holds.
     """
     theory = cfg.theory()
     want = cfg.human_prior
     dag = _try_dag(world, state_limit) if (want in ("exact", "auto") or reference) else None
     if want == "exact" and dag is None:
         dag = build_dag(world, max_states=10 * state_limit, progress=sys.stderr.isatty())
-    prior: HumanPolicyPrior
+    state_encoder, goal_encoders, render, save_world = _encoders(world, cfg, dag, state_limit)
+    if prior is None:
+        prior = _make_prior(world, cfg, dag, state_encoder, goal_encoders)
+        if run_dir is not None and isinstance(prior, LearnedHumanPrior):
+            prior = load_learned_prior(run_dir, world, state_encoder, goal_encoders)
+    solution: ExactSolution | None = None
+    if reference and dag is not None:
+        name = "learned" if isinstance(prior, LearnedHumanPrior) else want
+        solution = solve_phase2(world, dag, prior, theory, prior_name=name)
+    return TrainingSetup(world, prior, state_encoder, goal_encoders, solution, render, save_world)
+
+
+def _make_prior(
+    world: SimulatorModel,
+    cfg: Phase2Config,
+    dag: StateDag | None,
+    state_encoder: StateEncoder,
+    goal_encoders: list[GoalEncoder],
+) -> HumanPolicyPrior:
+    theory = cfg.theory()
+    want = cfg.human_prior
     if want == "exact" or (want == "auto" and dag is not None):
         assert dag is not None
-        prior = solve_phase1(world, dag, theory)
-    elif want in ("heuristic", "auto"):
+        return solve_phase1(world, dag, theory)
+    if want in ("learned", "auto"):
+        return untrained_prior(world, cfg, state_encoder, goal_encoders)
+    if want == "heuristic":
         if not isinstance(world, GridWorld):
             raise ConfigError("human_prior: 'heuristic' needs a gridworld (shortest-path distances)")
         from humanpower.worlds.grid.distances import GridDistances
 
-        prior = HeuristicPrior(world, GridDistances(world), theory.beta_h, theory.nu_h)
-    elif want == "uniform":
-        prior = UniformPrior(world)
-    else:
-        raise ConfigError(f"human_prior: unknown value {want!r}")
+        return HeuristicPrior(world, GridDistances(world), theory.beta_h, theory.nu_h)
+    if want == "uniform":
+        return UniformPrior(world)
+    raise ConfigError(f"human_prior: unknown value {want!r}")
 
-    solution: ExactSolution | None = None
-    if reference and dag is not None:
-        solution = solve_phase2(world, dag, prior, theory, prior_name=want)
 
+def _encoders(
+    world: SimulatorModel, cfg: Phase2Config, dag: StateDag | None, state_limit: int
+) -> tuple[StateEncoder, list[GoalEncoder], Any, Any]:
+    """State encoder, goal encoders (``world.humans`` order), rendering and world-file writer of ``world``."""
     if isinstance(world, GridWorld):
         from humanpower.encoders import grid_encoders
         from humanpower.worlds.grid.files import save_world_file
         from humanpower.worlds.grid.render import render_state
 
         state_encoder, by_agent = grid_encoders(world, cfg.include_step_count)
-        goal_encoders = [by_agent[h] for h in world.humans]
 
         def render(state: State, caption: str) -> Any:
             assert isinstance(state, GridState)
@@ -101,7 +156,7 @@ def build_setup(
         def save_world(path: Path) -> None:
             save_world_file(world, path)
 
-        return TrainingSetup(world, prior, state_encoder, goal_encoders, solution, render, save_world)
+        return state_encoder, [by_agent[h] for h in world.humans], render, save_world
 
     if dag is None:
         raise ConfigError(
@@ -109,8 +164,21 @@ def build_setup(
             f"(at most {state_limit} states) for one-hot encoders"
         )
     one_hot = OneHotStateEncoder(world, dag.states, cfg.include_step_count)
-    goals = [OneHotGoalEncoder(list(world.goal_set(h).goals)) for h in world.humans]
-    return TrainingSetup(world, prior, one_hot, goals, solution)
+    goals: list[GoalEncoder] = [OneHotGoalEncoder(list(world.goal_set(h).goals)) for h in world.humans]
+    return one_hot, goals, None, None
+
+
+def uses_learned_prior(setup: TrainingSetup) -> bool:
+    """Whether ``setup``'s prior is a learned Phase 1 prior (then :func:`train` runs Phase 1 first)."""
+    return isinstance(setup.prior, LearnedHumanPrior)
+
+
+def with_trained_prior(setup: TrainingSetup, cfg: Phase2Config, prior: HumanPolicyPrior) -> TrainingSetup:
+    """``setup`` with ``prior`` (a trained learned prior) and its reference solution recomputed for it."""
+    reference = setup.reference
+    if reference is not None and reference.dag is not None:
+        reference = solve_phase2(setup.world, reference.dag, prior, cfg.theory(), prior_name="learned")
+    return dataclasses.replace(setup, prior=prior, reference=reference)
 
 
 def _setup_config(overrides: Mapping[str, Any]) -> Phase2Config:
@@ -157,6 +225,13 @@ def auto_config(
             raise ConfigError(f"--budget-minutes: must be > 0, got {minutes}")
         # the budget covers the whole command: what setup took and the timing itself come off the loop's share
         left = 60.0 * minutes - (time.perf_counter() - start) - PROBE_SECONDS
+        if uses_learned_prior(setup):  # Phase 1 takes its share of the minutes (docs/LEARNER.md)
+            share = float(given.get("phase1_budget_share", Phase2Config.phase1_budget_share))
+            if "phase1_train_steps" not in given:
+                probe_cfg = _setup_config(given).replace(**{k: given[k] for k in PHASE1_FIELDS if k in given})
+                step_s = measure_step_seconds(world, probe_cfg, setup.state_encoder, setup.goal_encoders)
+                given["phase1_train_steps"] = steps_for_seconds(share * left, step_s)
+            left = (1.0 - share) * left - PHASE1_PROBE_SECONDS
         auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
     try:
         cfg = auto.config.replace(**given)
@@ -199,7 +274,33 @@ def train(
     if setup is None:
         setup = build_setup(w, cfg)
     root = Path(run_dir) if run_dir is not None else None
-    return Trainer(setup, cfg, root, progress=progress).train(resume=resume)
+
+    def phase2(s: TrainingSetup, resume_phase2: bool) -> TrainResult:
+        return Trainer(s, cfg, root, progress=progress).train(resume=resume_phase2)
+
+    if uses_learned_prior(setup):  # Phase 1 first, then Phase 2 against its frozen prior (learn/phases.py)
+        cfg = with_phase1_steps(cfg)
+        base = setup
+        return train_in_phases(
+            w,
+            cfg,
+            root,
+            base,
+            lambda prior: with_trained_prior(base, cfg, prior),
+            phase2,
+            progress=progress,
+            resume=resume,
+        )
+    return phase2(setup, resume)
 
 
-__all__ = ["DEFAULT_BUDGET_MINUTES", "EXACT_STATE_LIMIT", "auto_config", "build_setup", "load_world", "solve", "train"]
+__all__ = [
+    "DEFAULT_BUDGET_MINUTES",
+    "EXACT_STATE_LIMIT",
+    "auto_config",
+    "build_setup",
+    "load_world",
+    "solve",
+    "train",
+    "uses_learned_prior",
+]

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"humanpower eval: {source.note}", file=sys.stderr)
     cfg = Phase2Config.from_yaml(folder.config_path).replace(device="cpu")
     world = load_world(str(folder.world_path))
-    setup = build_setup(world, cfg, reference=False)  # the reference below uses the exact prior, not the run's
+    setup = build_setup(world, cfg, reference=False, run_dir=folder.root)  # the run's prior (learned: rebuilt)
     reference = None if args.no_exact else exact_reference(world, cfg.theory(), setup.prior)
     model = LearnedModel.from_policy(source.policy, source.path, world, setup.state_encoder, setup.goal_encoders)
 

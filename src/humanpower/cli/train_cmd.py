@@ -104,8 +104,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from humanpower.api import auto_config, train
+    from humanpower.api import auto_config, build_setup, train, uses_learned_prior
     from humanpower.learn.checkpoint import RunFolder, create_run_dir
+    from humanpower.learn.phases import read_run_status, with_phase1_steps
     from humanpower.learn.trainer import TrainingSetup
     from humanpower.worlds.grid.files import safe_name
     from humanpower.worlds.grid.library import load_world
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         folder = RunFolder(run_dir)
-        folder.read_status()  # a clear error if this is not a run folder
+        read_run_status(folder)  # a clear error if this is not a run folder
         if args.world or args.config or args.out:
             raise UserError(
                 "--resume takes the world and config from the run folder; drop WORLD/--config/--out"
@@ -150,6 +151,15 @@ def run(args: argparse.Namespace) -> int:
             run_dir = Path(args.out)
         else:  # a new folder, created atomically: two runs started in the same second get two folders
             run_dir = create_run_dir(Path("runs"), f"{safe_name(world.name)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if setup is None and cfg.human_prior in ("learned", "auto"):
+        setup = build_setup(world, cfg)
+    if setup is not None and uses_learned_prior(setup):
+        cfg = with_phase1_steps(cfg)
+        print(
+            f"humanpower train: phase 1 (learned human prior, docs/LEARNER.md): {cfg.phase1_train_steps} training "
+            "steps, then phase 2",
+            flush=True,
+        )
     print(
         f"humanpower train: world {world_name}, {cfg.networks} networks, "
         f"{cfg.num_episodes} episodes, run folder {run_dir}",
@@ -167,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         if result.interrupted
         else "finished"
     )
-    if not RunFolder(run_dir).read_status().get("warmup_complete", True):
+    if not read_run_status(RunFolder(run_dir)).get("warmup_complete", True):
         status += f" with the warm-up incomplete (beta_r below its nominal {cfg.beta_r:g}; see run.json)"
     print(f"humanpower train: {status}; run folder {run_dir}")
     if result.metrics:

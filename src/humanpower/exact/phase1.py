@@ -16,7 +16,7 @@ distribution (DAG row) and every goal at once, gathered into (state, a_h, a_-h, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,7 @@ class ExactHumanPrior:
         v_m: per human an (N, G_h) array V_h^m(s, g).
         q_m: per human an (N, G_h, A) array Q_h^m, or None unless kept (``keep_q=True``).
         marginal: per human an (N, A) array sum_g w(g) pi_h(s, g) with normalised weights.
+    Goals are in ``world.goal_set(h).goals`` order everywhere (also in :meth:`action_distributions`).
     ``human`` arguments are agent indices. States outside the DAG raise ``KeyError``.
     """
 
@@ -86,6 +87,15 @@ class ExactHumanPrior:
     def marginal_distribution(self, state: Hashable, human: int) -> FloatArray:
         sid, hi = self._lookup(state, human)
         out: FloatArray = self.marginal[hi][sid].copy()
+        return out
+
+    def action_distributions(self, states: Sequence[Hashable], human: int) -> FloatArray:
+        """pi_h(s, g) for many states (``BatchHumanPolicyPrior``): (N, G_h, A), goals in GoalSet order."""
+        hi = self._ordinal.get(human)
+        if hi is None:
+            raise KeyError(f"agent {human} is not a human of this world (humans: {self.world.humans})")
+        ids = np.fromiter((self._lookup(s, human)[0] for s in states), dtype=np.int64, count=len(states))
+        out: FloatArray = self.pi[hi][ids]
         return out
 
 

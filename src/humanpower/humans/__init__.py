@@ -2,10 +2,11 @@
 
 from humanpower.humans.heuristic import HeuristicPrior
 from humanpower.humans.joint import human_distributions, joint_human_distribution
-from humanpower.humans.protocol import GoalDistanceModel, HumanPolicyPrior
+from humanpower.humans.protocol import BatchHumanPolicyPrior, GoalDistanceModel, HumanPolicyPrior
 from humanpower.humans.uniform import UniformPrior
 
 __all__ = [
+    "BatchHumanPolicyPrior",
     "GoalDistanceModel",
     "HeuristicPrior",
     "HumanPolicyPrior",

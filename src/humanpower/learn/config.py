@@ -42,7 +42,7 @@ from humanpower.params import ParameterError, TheoryParams
 _T = TheoryParams()
 
 NETWORK_BACKENDS = ("neural", "tabular")
-HUMAN_PRIORS = ("auto", "exact", "heuristic", "uniform")
+HUMAN_PRIORS = ("auto", "exact", "learned", "heuristic", "uniform")
 Q_R_LOSSES = ("mse", "log")
 PROBABILITY_LOSSES = ("mse", "bce")
 TRAIN_STEPS = ("fast", "reference")
@@ -83,8 +83,9 @@ class Phase2Config:
     networks: str = "neural"
     """Function approximator backend: neural (MLPs) or tabular (one entry per enumerated state)."""
     human_prior: str = "auto"
-    """Human policy prior: auto (exact when the world is small enough, else heuristic), exact, heuristic or
-    uniform."""
+    """Human policy prior: auto (exact when the world's state DAG fits the exact limit, else learned), exact
+    (Phase 1 by backward induction), learned (Phase 1 trained first in the same run, docs/LEARNER.md), heuristic
+    (Boltzmann over shortest-path distances, gridworlds) or uniform."""
     torch_threads: int = 1
     """Intra-op CPU threads torch may use (torch.set_num_threads); >= 1 and <= 256."""
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
@@ -242,6 +243,29 @@ class Phase2Config:
     replay_max_age: int | None = None
     """Never sample transitions collected more than this many env steps ago (None = no limit); >= the batch
     sizes."""
+
+    # --- learned Phase 1 prior (human_prior learned, or auto on a world too large for the exact solver) ---
+    phase1_train_steps: int | None = None
+    """Training steps (gradient updates) of the learned Phase 1 prior; None = derived (docs/LEARNER.md): with
+    --budget-minutes, the steps that fit phase1_budget_share of the minutes at the Phase 1 speed timed before
+    training; otherwise ceil(phase1_budget_share / (1 - phase1_budget_share) x num_episodes x
+    steps_per_episode); >= 1."""
+    phase1_budget_share: float = 0.25
+    """Share of the run that Phase 1 takes when the prior is learned: with --budget-minutes this share of the
+    minutes goes to Phase 1 and the rest to Phase 2; it also sets the derived phase1_train_steps; in (0, 1)."""
+    phase1_states_per_train_step: int = 8
+    """States the Phase 1 random walk visits (compiling each new one's successors for every joint action) per
+    Phase 1 training step; >= 1."""
+    phase1_batch_size: int = 64
+    """States per Phase 1 training batch (each trains every goal and action of every human); >= 1 and <=
+    phase1_buffer_size."""
+    phase1_buffer_size: int = 20_000
+    """Phase 1 replay capacity in visited states (oldest overwritten); >= phase1_batch_size."""
+    lr_phase1: float = 3e-3
+    """Learning rate of the Q_h^m networks (Adam; plain SGD for the tabular backend), decaying as
+    base / sqrt(1 + t / (phase1_train_steps / 8)); > 0."""
+    target_update_interval_phase1: int = 100
+    """Phase 1 training steps between full copies of each Q_h^m network into its target; >= 1."""
 
     # --- async ---
     async_training: bool = False
@@ -425,6 +449,10 @@ def _validate(c: Phase2Config) -> None:
         "num_hidden_layers",
         "x_h_goal_samples",
         "exploring_starts_pool",
+        "phase1_states_per_train_step",
+        "phase1_batch_size",
+        "phase1_buffer_size",
+        "target_update_interval_phase1",
         "num_actors",
         "actor_sync_freq",
         "chunk_size",
@@ -444,8 +472,11 @@ def _validate(c: Phase2Config) -> None:
         "actor_max_restarts",
     ):
         need(getattr(c, name) >= 0, name, "must be >= 0")
-    for name in ("lr_q_r", "lr_v_h_e", "lr_x_h", "lr_u_r", "lr_v_r", "grad_clip", "grad_clip_reference_lr"):
+    need(c.phase1_train_steps is None or c.phase1_train_steps >= 1, "phase1_train_steps", "must be >= 1 or none")
+    need(0 < c.phase1_budget_share < 1, "phase1_budget_share", "must be in (0, 1)")
+    for name in ("lr_q_r", "lr_v_h_e", "lr_x_h", "lr_u_r", "lr_v_r", "lr_phase1", "grad_clip"):
         need(getattr(c, name) > 0, name, "must be > 0")
+    need(c.grad_clip_reference_lr > 0, "grad_clip_reference_lr", "must be > 0")
     need(c.beta_r_rampup_sharpness > 0, "beta_r_rampup_sharpness", "must be > 0")
     need(c.weight_decay >= 0, "weight_decay", "must be >= 0")
     need(0 <= c.dropout < 1, "dropout", "must be in [0, 1)")
@@ -465,6 +496,10 @@ def _validate(c: Phase2Config) -> None:
         raise ConfigError(f"epsilon_end: must be <= epsilon_start ({c.epsilon_end} > {c.epsilon_start})")
     if c.batch_size > c.buffer_size:
         raise ConfigError(f"batch_size: must be <= buffer_size ({c.batch_size} > {c.buffer_size})")
+    if c.phase1_batch_size > c.phase1_buffer_size:
+        raise ConfigError(
+            f"phase1_batch_size: must be <= phase1_buffer_size ({c.phase1_batch_size} > {c.phase1_buffer_size})"
+        )
     if c.x_h_batch_size is not None:
         if c.x_h_batch_size < c.batch_size:
             raise ConfigError(f"x_h_batch_size: must be >= batch_size ({c.x_h_batch_size} < {c.batch_size})")

@@ -222,9 +222,9 @@ TINY: dict[str, Any] = {
 }
 
 
-def _interrupt_after(monkeypatch: pytest.MonkeyPatch, cls: Any, calls: int) -> None:
-    """SIGINT to this process at the ``calls``-th ``cls.train_step`` (the trainers stop cleanly)."""
-    original = cls.train_step
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, cls: Any, calls: int, method: str = "train_step") -> None:
+    """SIGINT to this process at the ``calls``-th ``cls.<method>`` call (the trainers stop cleanly)."""
+    original = getattr(cls, method)
     count = {"n": 0}
 
     def step(self: Any, *args: Any) -> Any:
@@ -233,7 +233,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, cls: Any, calls: int) -> N
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, *args)
 
-    monkeypatch.setattr(cls, "train_step", step)
+    monkeypatch.setattr(cls, method, step)
 
 
 def test_resume_continues_the_phase_it_was_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,7 +252,7 @@ def test_resume_continues_the_phase_it_was_in(tmp_path: Path, monkeypatch: pytes
 
     resumed_cfg = Phase2Config.from_yaml(RunFolder(run).config_path)
     with monkeypatch.context() as m:
-        _interrupt_after(m, Learner, 3)
+        _interrupt_after(m, Learner, 3, "step")  # the Phase 2 trainer calls Learner.step
         second = train(world, resumed_cfg, run, resume=True)
     assert second.interrupted
     assert p1.read_status()["status"] == "finished" and p1.read_status()["train_steps"] == 40

@@ -7,9 +7,11 @@ CPU = user + system time of the child process, so start-up (world, prior, explor
 The default config rule derives the schedule from the budget, so short budgets have short warm-ups and target
 copies every training step; ``--stage5`` instead sets every warm-up stage and the beta_r ramp to 40 env steps,
 so that the timed episodes are all in stage 5 (every network training).
+The human prior is ``--human-prior heuristic`` by default: the one both trees use on ``large`` (``auto`` now learns
+Phase 1 first there, whose cost grows with the episode count too and would mix into the Phase 2 rate).
 
     python benchmarks/bench_train_rate.py [--world large] [--short 2] [--long 8] [--stage5]
-        [--baseline-src /path/to/other/src]
+        [--human-prior heuristic] [--baseline-src /path/to/other/src]
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def main() -> None:
     ap.add_argument("--short", type=int, default=2)
     ap.add_argument("--long", type=int, default=8)
     ap.add_argument("--stage5", action="store_true", help="warm-ups and ramp of 40 env steps each")
+    ap.add_argument("--human-prior", default="heuristic", help="passed to train (default heuristic)")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another source tree, timed first")
     args = ap.parse_args()
     if args.long <= args.short:
         ap.error("--long must exceed --short")
     episode = load_world(args.world).max_steps
-    extra = STAGE5 if args.stage5 else []
+    extra = [*(STAGE5 if args.stage5 else []), "--human-prior", args.human_prior]
     trees = {"baseline": args.baseline_src} if args.baseline_src else {}
     trees["this tree"] = Path(humanpower.__file__).resolve().parents[1]
     rates = {}

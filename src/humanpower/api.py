@@ -200,7 +200,8 @@ def auto_config(
     The env-step budget is, in order: ``num_episodes`` x min(``steps_per_episode``, horizon) when the overrides
     set ``num_episodes``; ``budget_env_steps``; else ``budget_minutes`` (default 10) converted with the
     learner's measured speed (a few seconds of timing); the time spent building the setup (exact prior and
-    reference solution) and timing comes off that budget. Explicit ``overrides`` replace derived values.
+    reference solution) and timing comes off that budget, and what is left is also the run's
+    ``time_limit_minutes`` (the timing only estimates the speed). Explicit ``overrides`` replace derived values.
     """
     from humanpower.learn.autoprobe import PROBE_SECONDS, derive_for_budget, world_facts
 
@@ -233,6 +234,8 @@ def auto_config(
                 given["phase1_train_steps"] = steps_for_seconds(share * left, step_s)
             left = (1.0 - share) * left - PHASE1_PROBE_SECONDS
         auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
+        # the timing is an estimate: the time limit makes the budget hold when the run turns out slower
+        auto = dataclasses.replace(auto, config=auto.config.replace(time_limit_minutes=max(left, 1.0) / 60.0))
     try:
         cfg = auto.config.replace(**given)
     except ConfigError as exc:

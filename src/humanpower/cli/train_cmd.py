@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})"
             )
         folder.check_not_busy()  # fail before building the setup; the trainer takes the lock itself
+        if "num_episodes" in overrides:  # the episodes asked for are trained: a budget's time limit is lifted
+            overrides["time_limit_minutes"] = None
         cfg = Phase2Config.from_yaml(folder.config_path).replace(**overrides)
         world = load_world(str(folder.world_path))
         world_name = world.name
@@ -177,7 +179,10 @@ def run(args: argparse.Namespace) -> int:
         if result.interrupted
         else "finished"
     )
-    if not read_run_status(RunFolder(run_dir)).get("warmup_complete", True):
+    run_status = read_run_status(RunFolder(run_dir))
+    if not result.interrupted and run_status.get("time_limit_stop"):
+        status += f" at its time limit ({run_status['time_limit_stop']})"
+    if not run_status.get("warmup_complete", True):
         status += f" with the warm-up incomplete (beta_r below its nominal {cfg.beta_r:g}; see run.json)"
     print(f"humanpower train: {status}; run folder {run_dir}")
     if result.metrics:

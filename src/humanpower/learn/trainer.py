@@ -197,6 +197,9 @@ class Trainer:
         (in ``run.json`` as ``actor_locations``)."""
         self._window = _Window(0, 0)
         self._discarded = 0
+        self.loop_seconds = 0.0
+        """Wall-clock seconds the training loop ran in earlier calls (checkpointed; ``time_limit_minutes``)."""
+        self._loop_start: float | None = None
 
     # -- run folder -----------------------------------------------------------------------------------------
     def _init_run_folder(self) -> None:
@@ -218,6 +221,7 @@ class Trainer:
             **self.collector.state_dict(),
             "total_steps": self.total_steps,
             "episode": self.episode,
+            "loop_seconds": self._elapsed(),
             "torch_rng": torch.get_rng_state(),
             "config": self.cfg.to_dict(),
             "async": {"crashes": [asdict(c) for c in self.crashes]},
@@ -228,6 +232,7 @@ class Trainer:
         self.collector.load_state_dict(d)
         self.total_steps = int(d["total_steps"])
         self.episode = int(d["episode"])
+        self.loop_seconds = float(d.get("loop_seconds", 0.0))
         torch.set_rng_state(d["torch_rng"])
         self.crashes = [ActorCrash(**c) for c in d.get("async", {}).get("crashes", [])]
 
@@ -259,8 +264,18 @@ class Trainer:
             self.run.write_status(episode=self.episode, actor_locations=self.actor_locations)
 
     def _work_left(self) -> bool:
-        """Whether the run has not reached its budget (``num_episodes``) yet."""
-        return self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
+        """Whether the run has reached neither its budget (``num_episodes``) nor its time limit yet."""
+        episodes_left = self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
+        return episodes_left and not self._out_of_time()
+
+    def _elapsed(self) -> float:
+        """Wall-clock seconds of the training loop so far, this call and earlier ones."""
+        now = time.perf_counter()
+        return self.loop_seconds + (now - self._loop_start if self._loop_start is not None else 0.0)
+
+    def _out_of_time(self) -> bool:
+        limit = self.cfg.time_limit_minutes
+        return limit is not None and self._elapsed() >= 60.0 * limit
 
     def _open_run(self, resume: bool) -> RunStart:
         """Initialise a new run folder, or resume from its newest checkpoint (the caller holds the lock)."""
@@ -280,7 +295,9 @@ class Trainer:
         if not run.config_path.is_file() or run.config_path.read_text() != config_text:
             atomic_write_text(run.config_path, config_text)  # e.g. a larger num_episodes
         run.remove_stale_temp_files()
-        run.write_status(status="running", episode=self.episode, total_steps=self.total_steps, error=None)
+        run.write_status(
+            status="running", episode=self.episode, total_steps=self.total_steps, error=None, time_limit_stop=None
+        )
         return RunStart(resumed_at=self.total_steps)
 
     @contextlib.contextmanager
@@ -346,6 +363,7 @@ class Trainer:
         self._window = _Window(self.total_steps, learner.train_steps)
         self.actor_locations = []
         failed = False
+        self._loop_start = time.perf_counter()
         try:
             collector.start(learner, pacing, self.total_steps, budget)  # inside: a half-started pool is closed too
             while self._work_left() and not stop.requested:
@@ -362,6 +380,7 @@ class Trainer:
             failed = True
             raise
         finally:
+            self.loop_seconds, self._loop_start = self._elapsed(), None
             self._discarded = collector.close()
             self.crashes[crashes_before:] = collector.crashes
             if failed and self.run is not None:
@@ -428,7 +447,23 @@ class Trainer:
             )
         if not interrupted:
             record_final_beta_r(self.cfg, self.total_steps, self.run)
+            self._record_time_limit()
         return model
+
+    def _record_time_limit(self) -> None:
+        """Say so (one warning line, run.json ``time_limit_stop``) when the time limit ended the run early."""
+        budget = self.cfg.num_episodes * self.episode_len
+        early = self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
+        note = (
+            f"time limit of {self.cfg.time_limit_minutes:g} minutes reached after {self.total_steps} of {budget} "
+            "env steps"
+            if early
+            else ""
+        )
+        if note:
+            log.warning("warning: %s", note)
+        if self.run is not None:
+            self.run.write_status(time_limit_stop=note or None)
 
     def _result(
         self, model: LearnedModel, *, stopped_by: int | None = None, already_finished: bool = False

@@ -19,7 +19,13 @@ from humanpower.learn.encoding import Featurizer
 from humanpower.learn.layers import DEFAULT_MEMO_REFILL
 from humanpower.learn.loss_meter import LossMeter
 from humanpower.learn.networks import Phase2Networks, enable_state_memos
-from humanpower.learn.optim import LazyAdam, clip_grad_norm, use_sparse_first_layer_gradients
+from humanpower.learn.optim import (
+    LazyAdam,
+    clip_grad_norm,
+    clip_grad_norms,
+    step_adams,
+    use_sparse_first_layer_gradients,
+)
 from humanpower.learn.policy import QPolicy
 from humanpower.learn.replay import ReplayBuffer, Transition
 from humanpower.learn.schedules import NUM_STAGES, StageTable, beta_r_at, grad_clip_at, lr_at
@@ -174,13 +180,16 @@ class Learner:
             for p in self._params[name]:
                 p.grad = None
         torch.autograd.backward(list(losses.values()))
+        # Per network: its lr, the clip of its own gradient norm, its optimizer step; computed for all networks
+        # together (one norm pass, one fused Adam kernel per hyper-parameter set: optim.step_adams).
+        thresholds = []
         for name in losses:
-            opt = self.optimizers[name]
             lr = lr_at(total_steps, self.base_lr[name], self.stages, self.cfg.lr_decay_steps)
-            for group in opt.param_groups:
+            for group in self.optimizers[name].param_groups:
                 group["lr"] = lr
-            clip_grad_norm(self._params[name], grad_clip_at(lr, self.cfg.grad_clip, self.cfg.grad_clip_reference_lr))
-            opt.step()
+            thresholds.append(grad_clip_at(lr, self.cfg.grad_clip, self.cfg.grad_clip_reference_lr))
+        clip_grad_norms([self._params[name] for name in losses], thresholds)
+        step_adams([self.optimizers[name] for name in losses])
         self.train_steps += 1
         for target_net in self.targets.values():
             target_net.maybe_update(self.train_steps)
@@ -218,3 +227,7 @@ class Learner:
         self.rng.bit_generator.state = d["rng"]
         self.train_steps = int(d["train_steps"])
         self.losses.load_state_dict(d.get("losses", {}), self.device)
+
+
+__all__ = ["NETWORK_NAMES", "Learner", "clip_grad_norm", "lazy_first_layer", "target_view"]
+"""``clip_grad_norm`` is re-exported for the Phase 1 learner (``learn/phase1/learner.py`` imports it from here)."""

@@ -226,14 +226,20 @@ class Batch:
     num_robot_actions: int
     humans: list[HumanEdgeBatch] | None = None
     """Per human position, the all-actions edges (None unless every transition carries them)."""
+    state_dedup: tuple[torch.Tensor, torch.Tensor] | None = None
+    """Optional ``(unique_rows, inverse)`` of the B batch states (:attr:`StateBatch.unique_rows`,
+    :attr:`StateBatch.inverse`), known when the batch was assembled."""
 
     @property
     def size(self) -> int:
         return int(self.state_node.shape[0])
 
     def states(self) -> StateBatch:
-        """The B batch states as a StateBatch (rows may repeat)."""
-        return self.nodes.select(self.state_node)
+        """The B batch states as a StateBatch (rows may repeat; with their dedup info when known)."""
+        out = self.nodes.select(self.state_node)
+        if self.state_dedup is not None:
+            out.unique_rows, out.inverse = self.state_dedup
+        return out
 
 
 def assemble_batch(
@@ -319,10 +325,12 @@ def assemble_batch(
                 )
             )
 
+    state_node = inverse[:b]
+    _, first, state_inverse = np.unique(state_node, return_index=True, return_inverse=True)
     return Batch(
         nodes=featurizer.batch_from_ids(uniq, distinct=True),
         node_terminal=t(node_terminal, torch.bool),
-        state_node=t(inverse[:b], torch.long),
+        state_node=t(state_node, torch.long),
         goals=t(np.concatenate(goals_of).reshape(b, -1), torch.long),
         achieved_now=t(np.concatenate(now_of).reshape(b, -1), torch.bool),
         edge_node=t(inverse[b : b + n_edges], torch.long),
@@ -332,4 +340,5 @@ def assemble_batch(
         edge_achieved=t(np.concatenate(achieved_of), torch.bool),
         num_robot_actions=num_robot_actions,
         humans=humans,
+        state_dedup=(t(first, torch.long), t(state_inverse.reshape(-1), torch.long)),
     )

@@ -245,6 +245,8 @@ class StateMemo:
         self.hits = 0
         self.misses = 0
         self.refilled = 0
+        self.computed = 0
+        """Batches of new states computed by :meth:`lookup` (refills not counted)."""
         self._extras: dict[str, torch.Tensor] = {}
 
     def clear(self) -> None:
@@ -311,6 +313,7 @@ class StateMemo:
         n = len(uniq)
         # One representative row per missing id, padded with repeats (see composition_free).
         new = compute(batch.select(self._index(padded_rows(miss_rows[first]), ids_t), lazy=False))[:n]
+        self.computed += 1
         self.misses += n
         self.hits += int(ids.size) - len(miss_rows)
         if n > self.capacity:  # cannot be remembered at once: answer directly

@@ -15,10 +15,10 @@ from humanpower.goals import GoalSet
 from humanpower.learn import device as devices
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.encoding import Featurizer
+from humanpower.learn.encoding import Featurizer, StateBatch
 from humanpower.learn.layers import DEFAULT_MEMO_REFILL
 from humanpower.learn.loss_meter import LossMeter
-from humanpower.learn.networks import Phase2Networks, enable_state_memos
+from humanpower.learn.networks import Phase2Network, Phase2Networks, enable_state_memos
 from humanpower.learn.optim import (
     LazyAdam,
     clip_grad_norm,
@@ -52,6 +52,19 @@ def lazy_first_layer(cfg: Phase2Config, featurizer: Featurizer) -> bool:
 def target_view(targets: dict[str, TargetNetwork]) -> Phase2Networks:
     """The target copies as a :class:`Phase2Networks` (what every loss term's target reads)."""
     return Phase2Networks(**{name: cast(Any, t.module) for name, t in targets.items()})
+
+
+def _prefetch_plan(terms: tuple[LossTerm[Any], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(networks read at the batch nodes, networks read at the batch states only) by ``terms``' targets."""
+    nodes = sorted({name for t in terms for name in t.at_nodes})
+    states = sorted({name for t in terms for name in t.at_states} - set(nodes))
+    return tuple(nodes), tuple(states)
+
+
+def _prefetch(module: torch.nn.Module, batch: StateBatch) -> None:
+    """``module.prefetch(batch)`` for a neural network (tabular targets are table lookups already)."""
+    if isinstance(module, Phase2Network):
+        module.prefetch(batch)
 
 
 class Learner:
@@ -106,6 +119,9 @@ class Learner:
             stage: tuple(t for t in self.terms if t.network in self.stages.active_networks(stage))
             for stage in range(NUM_STAGES)
         }
+        # Per stage, the target networks its targets read at the batch nodes, and at the batch states only: the
+        # step evaluates them there first (Phase2Network.prefetch), so each memo computes its new states once.
+        self.stage_prefetch = {stage: _prefetch_plan(terms) for stage, terms in self.stage_terms.items()}
         # Target weights change only at their hard updates: remember their per-state values in between (CPU:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
@@ -168,8 +184,15 @@ class Learner:
         that costs no synchronisation).
         """
         data = self.sample(total_steps)
+        stage = self.stages.stage_at(total_steps)
+        at_nodes, at_states = self.stage_prefetch[stage]
+        with torch.no_grad():
+            for name in at_nodes:
+                _prefetch(self.targets[name].module, data.batch.nodes)
+            for name in at_states:
+                _prefetch(self.targets[name].module, data.states)
         losses: dict[str, torch.Tensor] = {}
-        for term in self.active_terms(total_steps):
+        for term in self.stage_terms[stage]:
             with torch.no_grad():  # the right-hand side, from the target networks
                 target = term.target(self.target_nets, data)
             losses[term.network] = term.loss(self.nets, data, target)  # on the main network

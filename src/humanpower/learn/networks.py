@@ -122,9 +122,7 @@ class Phase2Network(nn.Module):
 
     def _check_features(self, states: StateBatch) -> None:
         if states.dim != self.state_dim:
-            raise ValueError(
-                f"{type(self).__name__}: expected features of width {self.state_dim}, got {states.dim}"
-            )
+            raise ValueError(f"{type(self).__name__}: expected features of width {self.state_dim}, got {states.dim}")
 
     def trunk_codes(self, states: StateBatch, *, dropout: bool = True) -> torch.Tensor:
         """Trunk output of every row ``(N, trunk_dim)``; sparse rows go through the first layer sparsely.
@@ -170,6 +168,15 @@ class Phase2Network(nn.Module):
             return memo.lookup(self, batch, self._per_state_of_states), None
         codes, inverse = self.unique_codes(batch)
         return self.per_state(codes), inverse
+
+    def prefetch(self, batch: StateBatch) -> None:
+        """Evaluate every row of ``batch`` into the state memo now, when the memo serves (eval mode, no gradients;
+        otherwise nothing): later queries of those states are lookups, and the states new to the memo are
+        computed in this one batch."""
+        memo = self.active_memo()
+        if memo is not None:
+            self._check_features(batch)
+            memo.lookup(self, batch, self._per_state_of_states)
 
     def active_memo(self) -> StateMemo | None:
         """The state memo if one is enabled and may serve now (eval mode, gradients disabled), else None."""
@@ -299,6 +306,12 @@ class VHENetwork(Phase2Network):
             return None
         self._check_features(batch)
         return memo.lookup(self, batch, self._all_pairs_of_states)
+
+    def prefetch(self, batch: StateBatch) -> None:
+        """:meth:`Phase2Network.prefetch` of what this network's memo holds (every (human, goal) value per state,
+        or the state part when there are more than ``MEMO_ALL_GOALS_MAX`` goals)."""
+        if self._memo_table(batch) is None:
+            super().prefetch(batch)
 
     def _all_pairs_of_states(self, states: StateBatch) -> torch.Tensor:
         s = self.state_proj(self.trunk_codes(states))

@@ -139,8 +139,9 @@ class Phase2Network(nn.Module):
         else:
             x = states.features
         for layer in layers:
-            if dropout or not isinstance(layer, nn.Dropout):
-                x = layer(x)
+            if isinstance(layer, nn.Dropout) and (not dropout or layer.p == 0.0 or not layer.training):
+                continue  # the identity
+            x = layer.forward(x)  # the module's function without nn.Module's call and hook dispatch
         return x
 
     def unique_codes(self, batch: StateBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -319,8 +320,16 @@ class VHENetwork(Phase2Network):
         # Bound the (rows, goals, hidden) temporary; chunks of whole multiples of MEMO_ROW_MULTIPLE rows keep
         # every row's result independent of the batch (see layers.composition_free).
         chunk = max(1, (1 << 22) // (g.shape[0] * g.shape[1] * MEMO_ROW_MULTIPLE)) * MEMO_ROW_MULTIPLE
-        parts = [self._pair_out(s[i : i + chunk].unsqueeze(1) + g.unsqueeze(0)) for i in range(0, s.shape[0], chunk)]
+        parts = [self._pair_values(s[i : i + chunk], g) for i in range(0, s.shape[0], chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _pair_values(self, s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """:meth:`_pair_out` of every (row of ``s``, row of ``g``) pair, ``(len(s), len(g))``; without gradients
+        the (rows, goals, hidden) temporary is rectified in place (the same values, one allocation less)."""
+        pre = s.unsqueeze(1) + g.unsqueeze(0)
+        if torch.is_grad_enabled() or (self.pair_dropout.training and self.pair_dropout.p > 0.0):
+            return self._pair_out(pre)
+        return probability_head(self.out.forward(pre.relu_()).squeeze(-1))
 
     def forward(self, batch: StateBatch, human_pos: torch.Tensor, goal_idx: torch.Tensor) -> torch.Tensor:
         """V_h^e for each row's (state, human position, goal index): (B,)."""

@@ -11,6 +11,7 @@ network     call                                                   output
 Q_r         ``q_r(batch)``                                         (B, A) ``-softplus`` < 0
 V_h^e       ``v_h_e(batch, human_pos (B,), goal_idx (B,))``        (B,) sigmoid in [0, 1]
             ``v_h_e.forward_all_goals(batch, human_pos: int)``     (B, G_h)
+            ``v_h_e.forward_all_pairs(batch)``                     (B, sum_h G_h)
 X_h         ``x_h(batch, human_pos (B,))``                         (B,) ``W_h * sigmoid`` in (0, W_h]
             ``x_h.forward_all(batch)``                             (B, H)
 U_r         ``u_r(batch)``                                         (B,) raw z (= log(y - y_min))
@@ -343,6 +344,17 @@ class VHENetwork(Phase2Network):
         else:
             g = self._goal_codes(rows)
         return self._pair_out(s + g)
+
+    def forward_all_pairs(self, batch: StateBatch) -> torch.Tensor:
+        """V_h^e for every (human, goal) pair: ``(B, sum_h G_h)``, the goals of human 0, then of human 1, ...
+
+        The state trunk runs once for all humans (what :meth:`forward_all_goals` per human would repeat).
+        """
+        table = self._memo_table(batch)
+        if table is not None:
+            return table
+        s, inverse = self.state_values(batch)
+        return self.gather(self._pair_out(s.unsqueeze(1) + self._all_goal_codes().unsqueeze(0)), inverse)
 
     def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
         """V_h^e for every goal of the human at position ``human_pos``: (B, G_h)."""

@@ -53,7 +53,7 @@ from humanpower.learn.config import Phase2Config
 from humanpower.learn.device import to_device
 from humanpower.learn.encoding import StateBatch
 from humanpower.learn.losses import log_policy_loss, probability_loss, regression_loss
-from humanpower.learn.networks import Phase2Networks, VHEModel
+from humanpower.learn.networks import Phase2Networks, VHEModel, VHENetwork
 
 Tensor = torch.Tensor
 Y = TypeVar("Y")
@@ -205,6 +205,16 @@ def _v_h_e_queries(net: VHEModel, nodes: StateBatch, node_index: Tensor, goals: 
     return out.view(r, h)
 
 
+def _all_goal_values(net: VHEModel, batch: StateBatch, num_humans: int) -> list[Tensor]:
+    """V_h^e of every goal of each human at ``batch``: one ``(B, G_h)`` tensor per human position (the neural
+    network evaluates its trunk once for all humans: :meth:`VHENetwork.forward_all_pairs`)."""
+    if not isinstance(net, VHENetwork):
+        return [net.forward_all_goals(batch, i) for i in range(num_humans)]
+    table = net.forward_all_pairs(batch)
+    bounds = np.cumsum([0, *net.num_goals]).tolist()
+    return [table[:, bounds[i] : bounds[i + 1]] for i in range(num_humans)]
+
+
 @dataclass(frozen=True)
 class VHEDrawTarget:
     """(6) for each human's drawn goal, over the transition's drawn human actions: (B, H)."""
@@ -259,9 +269,10 @@ class VHEAllGoalsTarget:
         b, a_r = batch.size, batch.num_robot_actions
         pi_r = T.robot_policy(target_nets.q_r(data.states), data.beta_r)  # (B, A_r)
         per_human = []
+        v_all = _all_goal_values(target_nets.v_h_e, batch.nodes, len(batch.humans))
         for i, he in enumerate(batch.humans):
             g = int(he.policy.shape[1])
-            v_next = target_nets.v_h_e.forward_all_goals(batch.nodes, i).index_select(0, he.edge_node)  # (E, G)
+            v_next = v_all[i].index_select(0, he.edge_node)  # (E, G)
             terminal = he.edge_terminal.unsqueeze(-1)  # broadcasts over goals
             edge_value = T.v_h_e_edge_value(he.edge_achieved, terminal, v_next, self.gamma_h)
             rows = b * he.num_actions * a_r
@@ -281,7 +292,12 @@ class VHEAllGoalsLoss:
     tabular: bool
 
     def __call__(self, nets: Phase2Networks, data: StepData, target: Tensor) -> Tensor:
-        pred = torch.cat([nets.v_h_e.forward_all_goals(data.states, i) for i in range(self.num_humans)], dim=1)
+        net = nets.v_h_e
+        pred = (
+            net.forward_all_pairs(data.states)
+            if isinstance(net, VHENetwork)
+            else torch.cat([net.forward_all_goals(data.states, i) for i in range(self.num_humans)], dim=1)
+        )
         keys = None
         if self.tabular:  # one table entry per (state, column)
             cols = torch.arange(pred.shape[1], device=pred.device)
@@ -325,14 +341,11 @@ class XHAllGoalsTarget:
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
         x_states = data.x_states
         device = x_states.device
+        v_all = _all_goal_values(target_nets.v_h_e, x_states, len(self.goal_weights))
         return torch.stack(
             [
-                T.x_h_from_v(
-                    target_nets.v_h_e.forward_all_goals(x_states, i),
-                    to_device(np.asarray(w, dtype=np.float32), device),
-                    self.zeta,
-                )
-                for i, w in enumerate(self.goal_weights)
+                T.x_h_from_v(v, to_device(np.asarray(w, dtype=np.float32), device), self.zeta)
+                for v, w in zip(v_all, self.goal_weights, strict=True)
             ],
             dim=-1,
         )

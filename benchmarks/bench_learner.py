@@ -9,7 +9,9 @@ What is measured (defaults: ``trivial``, hidden 256, 2 hidden layers, batch 64, 
    the nominal beta_r, stage-5 style).
 2. ``Learner.train_step`` is timed at a stage-5 env step (every network active, learning rates decaying):
    ``--steps`` consecutive steps per round, the best of ``--repeat`` rounds (other processes share the
-   machine, so the best round is the least disturbed one). Configurations: the default networks (Q_r, V_h^e,
+   machine, so the best round is the least disturbed one); the configurations' rounds are interleaved
+   (round-robin), so a ratio between two configurations compares rounds taken under the same load.
+   Configurations: the default networks (Q_r, V_h^e,
    X_h) with the fast step (``train_step: fast``), the same with the plain reference step (``train_step:
    reference``, the step the equivalence tests compare against) and their ratio ``speedup_vs_reference``, the
    fast step with lazy first-layer Adam updates (``lazy``: ``first_layer_updates: lazy``), all
@@ -134,25 +136,44 @@ def filled_learner(
     return learner, actor, explore, t5
 
 
-def bench_config(
-    cfg: Phase2Config, setup: TrainingSetup, args: argparse.Namespace, shared: list[Any]
-) -> dict[str, Any]:
-    """Train-step rate (and actor rates) for one configuration."""
-    learner, actor, explore, t5 = filled_learner(cfg, setup, args, shared)
-    stage = learner.stages.stage_at(t5)
-    active = sorted(term.network for term in learner.active_terms(t5))
+def bench_configs(
+    cfgs: dict[str, Phase2Config], setup: TrainingSetup, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Train-step rates (and the default configuration's actor rates) for several configurations.
 
-    def train(n: int) -> None:
-        for _ in range(n):
-            learner.step(t5)  # losses stay on the device (what the training loop does)
-        synchronize(learner.device)
+    Every configuration's learner is built and warmed up first; then the timed rounds go round-robin (one
+    round of each configuration in turn, ``--repeat`` times), so that load changes from other processes hit
+    every configuration alike and the same-process ratios are fair; the best round of each is reported.
+    """
+    shared: list[Any] = []
+    built = {name: filled_learner(cfg, setup, args, shared) for name, cfg in cfgs.items()}
+    trains = {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, (learner, _, _, t5) in built.items():
 
-    train(10)  # warm-up (allocator, lazy optimizer state)
-    out: dict[str, Any] = {"stage": stage, "active": active}
-    out["train"] = best_rate(train, args.steps, args.repeat)
-    if cfg.networks == "neural" and cfg.train_step == "fast" and args.env_steps > 0:
-        out["env"] = best_rate(lambda n: run_actor(actor, learner, explore, n, t5), args.env_steps, args.repeat)
-        out["env_uniform"] = best_rate(
+        def train(n: int, learner: Learner = learner, t5: int = t5) -> None:
+            for _ in range(n):
+                learner.step(t5)  # losses stay on the device (what the training loop does)
+            synchronize(learner.device)
+
+        train(10)  # warm-up (allocator, lazy optimizer state)
+        trains[name] = train
+        stage = learner.stages.stage_at(t5)
+        out[name] = {"stage": stage, "active": sorted(term.network for term in learner.active_terms(t5))}
+    best = {name: (0.0, 0.0) for name in built}
+    for _ in range(args.repeat):
+        for name, train in trains.items():
+            wall, cpu = best_rate(train, args.steps, 1)
+            best[name] = (max(best[name][0], wall), max(best[name][1], cpu))
+    for name in built:
+        out[name]["train"] = best[name]
+    default = cfgs.get("default")
+    if default is not None and default.networks == "neural" and default.train_step == "fast" and args.env_steps > 0:
+        learner, actor, explore, t5 = built["default"]
+        out["default"]["env"] = best_rate(
+            lambda n: run_actor(actor, learner, explore, n, t5), args.env_steps, args.repeat
+        )
+        out["default"]["env_uniform"] = best_rate(
             lambda n: run_actor(actor, None, ExplorationParams(0.0, 1.0), n, 0), args.env_steps, args.repeat
         )
     return out
@@ -231,8 +252,7 @@ def main() -> None:
     if args.profile:
         profile_config(configs[wanted[0]], setup, args)
         return
-    shared: list[Any] = []
-    res = {name: bench_config(configs[name], setup, args, shared) for name in configs if name in wanted}
+    res = bench_configs({name: configs[name] for name in configs if name in wanted}, setup, args)
     result: dict[str, Any] = {
         "world": args.world,
         "device": args.device,

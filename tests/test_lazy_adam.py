@@ -8,7 +8,7 @@ import torch
 
 from humanpower.learn.encoding import SparseRows
 from humanpower.learn.layers import SparseInputLinear
-from humanpower.learn.optim import LazyAdam, clip_grad_norm
+from humanpower.learn.optim import LazyAdam, clip_grad_norm, clip_grad_norms, step_adams
 
 ROWS, COLS = 12, 5
 
@@ -90,3 +90,82 @@ def test_sparse_layer_gradient_is_the_coalesced_dense_gradient() -> None:
     assert layer.weight_t.grad is not None and layer.bias.grad is not None and twin.bias.grad is not None
     torch.testing.assert_close(layer.weight_t.grad.to_dense(), twin.weight_t.grad)
     torch.testing.assert_close(layer.bias.grad, twin.bias.grad)
+
+
+def _adam_params(gen: torch.Generator, shapes: list[tuple[int, ...]]) -> list[torch.nn.Parameter]:
+    return [torch.nn.Parameter(torch.randn(*shape, generator=gen)) for shape in shapes]
+
+
+def test_step_adams_is_each_optimizers_own_step_bit_for_bit() -> None:
+    """Several optimizers stepped together (one fused kernel per hyper-parameter set) give exactly what each
+    optimizer's own ``step()`` gives: torch's fused Adam with two lrs, LazyAdam (sparse and dense gradients), an
+    unfused Adam and SGD (stepped on their own); a parameter without a gradient is left alone."""
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(ROWS, COLS), (COLS,), (3, 4)]
+
+    def build(params: list[list[torch.nn.Parameter]]) -> list[torch.optim.Optimizer]:
+        return [
+            torch.optim.Adam(params[0], lr=0.01, weight_decay=0.1, fused=True),
+            torch.optim.Adam(params[1], lr=0.003, weight_decay=0.1, fused=True),
+            LazyAdam(params[2], lr=0.01, weight_decay=0.1, fused=True),
+            torch.optim.Adam(params[3], lr=0.01, weight_decay=0.1),
+            torch.optim.SGD(params[4], lr=0.1, weight_decay=0.1),
+        ]
+
+    together = [_adam_params(gen, shapes) for _ in range(5)]
+    alone = [[torch.nn.Parameter(p.detach().clone()) for p in ps] for ps in together]
+    opts_together, opts_alone = build(together), build(alone)
+    for step in range(4):
+        for k, (ps, qs) in enumerate(zip(together, alone, strict=True)):
+            for i, (p, q) in enumerate(zip(ps, qs, strict=True)):
+                if i == 2 and step == 1:  # no gradient at this step
+                    p.grad = q.grad = None
+                    continue
+                g = torch.randn(p.shape, generator=gen)
+                if k == 2 and i == 0:  # LazyAdam's row-sparse gradient
+                    rows = [0, 3] if step % 2 else [1, 3, 7]
+                    p.grad = q.grad = _row_grad(rows, g[: len(rows)])
+                else:
+                    p.grad, q.grad = g.clone(), g.clone()
+        step_adams(opts_together)
+        for opt in opts_alone:
+            opt.step()
+        for ps, qs in zip(together, alone, strict=True):
+            for p, q in zip(ps, qs, strict=True):
+                assert torch.equal(p, q)
+    for a, b in zip(opts_together, opts_alone, strict=True):
+        for p, q in zip(
+            (p for g in a.param_groups for p in g["params"]),
+            (q for g in b.param_groups for q in g["params"]),
+            strict=True,
+        ):
+            assert a.state[p].keys() == b.state[q].keys()
+            for key, value in a.state[p].items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, b.state[q][key]) and value.dtype == b.state[q][key].dtype, key
+
+
+def test_clip_grad_norms_is_torch_per_set_bit_for_bit() -> None:
+    """One pass over several parameter sets clips each set by its own norm and threshold, as torch's
+    ``clip_grad_norm_`` on each set does (sets with no gradient are skipped, sparse gradients count densely)."""
+    gen = np.random.default_rng(3)
+    for _ in range(30):
+        sets = [[torch.nn.Parameter(torch.zeros(4, 3)), torch.nn.Parameter(torch.zeros(3))] for _ in range(3)]
+        twins = [[torch.nn.Parameter(torch.zeros_like(p)) for p in ps] for ps in sets]
+        for ps, ts in zip(sets, twins, strict=True):
+            scale = float(np.exp(gen.uniform(-3, 3)))
+            for p, t in zip(ps, ts, strict=True):
+                g = torch.as_tensor(gen.normal(size=p.shape) * scale, dtype=torch.float32)
+                p.grad, t.grad = g.clone(), g.clone()
+        sets[1][1].grad = twins[1][1].grad = None
+        thresholds = [float(np.exp(gen.uniform(-2, 2))) for _ in sets]
+        clip_grad_norms(sets, thresholds)
+        for ts, max_norm in zip(twins, thresholds, strict=True):
+            torch.nn.utils.clip_grad_norm_(ts, max_norm)
+        for ps, ts in zip(sets, twins, strict=True):
+            for p, t in zip(ps, ts, strict=True):
+                assert (p.grad is None) == (t.grad is None)
+                if p.grad is not None:
+                    assert torch.equal(p.grad, t.grad)
+    with pytest.raises(ValueError, match="thresholds"):
+        clip_grad_norms([[]], [])

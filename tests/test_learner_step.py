@@ -144,3 +144,22 @@ def test_acting_policy_is_eval_mode_and_keeps_the_training_mode() -> None:
     with torch.no_grad():
         want = q_r(learner.featurizer.batch([state]))[0].double().numpy()
     np.testing.assert_array_equal(got, want)
+
+
+def test_each_target_memo_computes_its_new_states_in_one_batch_per_step() -> None:
+    """The step evaluates the target networks at the batch nodes and states first (``Phase2Network.prefetch``):
+    the later target queries of a step are memo lookups, so each memo computes new states at most once per step
+    (without the prefetch Q_r' meets new states at the batch states, then at the successors)."""
+    for extra in ({}, {"x_h_all_goals": True, "q_r_loss": "log"}):
+        learner = filled_learner(Phase2Config(**SMALL, **extra))  # type: ignore[arg-type]
+        t5 = learner.cfg.warmup_env_steps + 1
+        memos = {name: t.module.state_memo for name, t in learner.targets.items()}
+        assert all(m is not None for m in memos.values())
+        computed = 0
+        for _ in range(8):
+            before = {name: m.computed for name, m in memos.items() if m is not None}
+            learner.step(t5)
+            for name, m in memos.items():
+                assert m is not None and m.computed - before[name] <= 1, name
+                computed += m.computed - before[name]
+        assert computed >= 8  # new states were met (the check is not vacuous)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from humanpower.learn.heads import inverse_negative, inverse_probability, negati
 from humanpower.learn.networks import (
     Phase2Networks,
     QRNetwork,
+    VHENetwork,
     VRNetwork,
     build_networks,
     goal_feature_tables,
@@ -288,3 +290,29 @@ def test_tabular_sgd_step_is_entry_averaging() -> None:
     regression_loss(nets.q_r(qb), torch.full((2, nets.q_r.num_actions), -1e-10), qb.ids).backward()
     opt_q.step()
     assert bool((nets.q_r(qb) < 0).all())
+
+
+def test_forward_all_pairs_is_every_humans_goals_with_one_trunk_pass() -> None:
+    """``VHENetwork.forward_all_pairs`` equals the per-human ``forward_all_goals`` side by side, computing the state
+    trunk once (for any number of humans) instead of once per human."""
+    nets, f = setup("neural")
+    randomise(nets)
+    nets.eval()
+    vhe = nets.v_h_e
+    assert isinstance(vhe, VHENetwork)
+    b = batch_with_duplicates(f)
+    calls = []
+    original = vhe.trunk_codes
+
+    def counted(states: Any, **kw: Any) -> torch.Tensor:
+        calls.append(len(states))
+        return original(states, **kw)
+
+    vhe.trunk_codes = counted  # type: ignore[method-assign]
+    with torch.no_grad():
+        pairs = vhe.forward_all_pairs(b)
+        assert len(calls) == 1
+        per_human = torch.cat([vhe.forward_all_goals(b, 0), vhe.forward_all_goals(b, 1)], dim=1)
+    assert len(calls) == 3
+    assert pairs.shape == (len(b), 5)
+    torch.testing.assert_close(pairs, per_human, rtol=1e-6, atol=1e-7)

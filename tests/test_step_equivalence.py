@@ -6,7 +6,7 @@ default) encodes each distinct state of a batch once per network (sparse first l
 outputs gathered for repeated queries). From the same initial weights, replay contents and seeds both give the
 same losses (to float tolerance), step after step, with the same (dense) Adam updates of the first layer.
 
-With lazy first-layer updates (``first_layer_updates: lazy``, the CPU default) the fast step's optimizer moves only
+With lazy first-layer updates (``first_layer_updates: lazy``, opt-in) the fast step's optimizer moves only
 the first-layer rows of the features present in a batch (see ``learn/optim.py``), so parameters drift apart from
 the reference's after the first step; there the losses and the (clipped) gradients are compared at every step
 from the same weights. ``tests/test_lazy_adam.py`` checks the lazy update itself against torch's Adam.

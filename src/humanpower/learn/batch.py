@@ -226,36 +226,72 @@ class Batch:
     num_robot_actions: int
     humans: list[HumanEdgeBatch] | None = None
     """Per human position, the all-actions edges (None unless every transition carries them)."""
+    state_dedup: tuple[torch.Tensor, torch.Tensor] | None = None
+    """Optional ``(unique_rows, inverse)`` of the B batch states (:attr:`StateBatch.unique_rows`,
+    :attr:`StateBatch.inverse`), known when the batch was assembled."""
 
     @property
     def size(self) -> int:
         return int(self.state_node.shape[0])
 
     def states(self) -> StateBatch:
-        """The B batch states as a StateBatch (rows may repeat)."""
-        return self.nodes.select(self.state_node)
+        """The B batch states as a StateBatch (rows may repeat; with their dedup info when known)."""
+        out = self.nodes.select(self.state_node)
+        if self.state_dedup is not None:
+            out.unique_rows, out.inverse = self.state_dedup
+        return out
 
 
 def assemble_batch(
     items: Sequence[CompiledTransition], featurizer: Featurizer, num_robot_actions: int, device: torch.device
 ) -> Batch:
-    """Concatenate compiled transitions and deduplicate their states into one node set."""
+    """Concatenate compiled transitions and deduplicate their states into one node set.
+
+    One pass over the items collects every field; equal-shaped per-item arrays (goals, policies) are joined by
+    one concatenation and a reshape (what ``np.stack`` does, without its per-item checks).
+    """
     b = len(items)
-    counts = np.fromiter((len(it.edge_ids) for it in items), dtype=np.int64, count=b)
-    state_ids = np.fromiter((it.state_id for it in items), dtype=np.int64, count=b)
-    edge_ids = np.concatenate([it.edge_ids for it in items])
-    edge_row = np.repeat(np.arange(b, dtype=np.int64) * num_robot_actions, counts) + np.concatenate(
-        [it.edge_action for it in items]
+    (state_id, edge_ids_of, action_of, terminal_of, prob_of, achieved_of, goals_of, now_of, humans_of) = zip(
+        *[
+            (
+                it.state_id,
+                it.edge_ids,
+                it.edge_action,
+                it.edge_terminal,
+                it.edge_prob,
+                it.edge_achieved,
+                it.goals,
+                it.achieved_now,
+                it.human_edges,
+            )
+            for it in items
+        ],
+        strict=True,
     )
-    with_humans = all(it.human_edges is not None for it in items)
-    human_parts: list[np.ndarray] = []
+    counts = np.fromiter(map(len, edge_ids_of), dtype=np.int64, count=b)
+    state_ids = np.array(state_id, dtype=np.int64)
+    edge_ids = np.concatenate(edge_ids_of)
+    edge_row = np.repeat(np.arange(b, dtype=np.int64) * num_robot_actions, counts) + np.concatenate(action_of)
+    with_humans = all(he is not None for he in humans_of)
+    human_fields: list[tuple[tuple[np.ndarray, ...], ...]] = []
     if with_humans:
-        num_h = len(items[0].human_edges or ())
-        for i in range(num_h):
-            human_parts.append(np.concatenate([it.human_edges[i].ids for it in items]))  # type: ignore[index]
+        for i in range(len(humans_of[0])):
+            # per edge set of human i: ids, prob, row, terminal, achieved, policy, marginal (one tuple per field)
+            human_fields.append(
+                tuple(
+                    zip(
+                        *[
+                            (e.ids, e.prob, e.row, e.terminal, e.achieved, e.policy, e.marginal)
+                            for e in (he[i] for he in humans_of)
+                        ],
+                        strict=True,
+                    )
+                )
+            )
+    human_parts = [np.concatenate(fields[0]) for fields in human_fields]
     uniq, inverse = np.unique(np.concatenate([state_ids, edge_ids, *human_parts]), return_inverse=True)
     node_terminal = np.zeros(len(uniq), dtype=bool)
-    edge_terminal = np.concatenate([it.edge_terminal for it in items])
+    edge_terminal = np.concatenate(terminal_of)
     n_edges = len(edge_ids)
     node_terminal[inverse[b : b + n_edges]] = edge_terminal
 
@@ -266,40 +302,43 @@ def assemble_batch(
     if with_humans:
         humans = []
         offset = b + n_edges
-        for i, part in enumerate(human_parts):
-            edges = [it.human_edges[i] for it in items]  # type: ignore[index]
-            num_a = edges[0].policy.shape[1]
+        for fields, part in zip(human_fields, human_parts, strict=True):
+            ids_h, prob_h, row_h, term_h, achieved_h, policy_h, marginal_h = fields
+            num_g, num_a = policy_h[0].shape
             per_item = num_a * num_robot_actions
-            counts_h = np.fromiter((len(e.ids) for e in edges), dtype=np.int64, count=b)
-            rows = np.repeat(np.arange(b, dtype=np.int64) * per_item, counts_h) + np.concatenate([e.row for e in edges])
-            term = np.concatenate([e.terminal for e in edges])
+            counts_h = np.fromiter(map(len, ids_h), dtype=np.int64, count=b)
+            rows = np.repeat(np.arange(b, dtype=np.int64) * per_item, counts_h) + np.concatenate(row_h)
+            term = np.concatenate(term_h)
             node_ix = inverse[offset : offset + len(part)]
             node_terminal[node_ix] = term
             offset += len(part)
             humans.append(
                 HumanEdgeBatch(
                     edge_node=t(node_ix, torch.long),
-                    edge_prob=t(np.concatenate([e.prob for e in edges]), torch.float32),
+                    edge_prob=t(np.concatenate(prob_h), torch.float32),
                     edge_row=t(rows, torch.long),
                     edge_terminal=t(term, torch.bool),
-                    edge_achieved=t(np.concatenate([e.achieved for e in edges]), torch.bool),
-                    policy=t(np.stack([e.policy for e in edges]), torch.float32),
-                    marginal=t(np.stack([e.marginal for e in edges]), torch.float32),
+                    edge_achieved=t(np.concatenate(achieved_h), torch.bool),
+                    policy=t(np.concatenate(policy_h).reshape(b, num_g, num_a), torch.float32),
+                    marginal=t(np.concatenate(marginal_h).reshape(b, num_a), torch.float32),
                     num_actions=num_a,
                 )
             )
 
+    state_node = inverse[:b]
+    _, first, state_inverse = np.unique(state_node, return_index=True, return_inverse=True)
     return Batch(
-        nodes=featurizer.batch_from_ids(uniq),
+        nodes=featurizer.batch_from_ids(uniq, distinct=True),
         node_terminal=t(node_terminal, torch.bool),
-        state_node=t(inverse[:b], torch.long),
-        goals=t(np.stack([it.goals for it in items]), torch.long),
-        achieved_now=t(np.stack([it.achieved_now for it in items]), torch.bool),
+        state_node=t(state_node, torch.long),
+        goals=t(np.concatenate(goals_of).reshape(b, -1), torch.long),
+        achieved_now=t(np.concatenate(now_of).reshape(b, -1), torch.bool),
         edge_node=t(inverse[b : b + n_edges], torch.long),
-        edge_prob=t(np.concatenate([it.edge_prob for it in items]), torch.float32),
+        edge_prob=t(np.concatenate(prob_of), torch.float32),
         edge_row=t(edge_row, torch.long),
         edge_terminal=t(edge_terminal, torch.bool),
-        edge_achieved=t(np.concatenate([it.edge_achieved for it in items]), torch.bool),
+        edge_achieved=t(np.concatenate(achieved_of), torch.bool),
         num_robot_actions=num_robot_actions,
         humans=humans,
+        state_dedup=(t(first, torch.long), t(state_inverse.reshape(-1), torch.long)),
     )

@@ -30,10 +30,27 @@ def to_device(x: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.d
     (page-locked) memory copied with ``non_blocking=True``, so the host queues the copy and moves on (torch's
     pinned allocator keeps the buffer alive until the copy is done).
     """
-    host = torch.as_tensor(x, dtype=dtype)
     if not accelerated(device):
+        if isinstance(x, np.ndarray) and x.flags.writeable and x.dtype.isnative and min(x.strides, default=0) >= 0:
+            # torch.from_numpy wraps the array without a dispatched torch op (torch.as_tensor costs two); a dtype
+            # change is numpy's conversion (the same IEEE rounding as torch's).
+            want = _NUMPY_DTYPES.get(dtype) if dtype is not None else x.dtype
+            if want is not None:
+                host = torch.from_numpy(x if x.dtype == want else x.astype(want))
+                return host if host.device == device else host.to(device)
+        host = torch.as_tensor(x, dtype=dtype)
         return host if host.device == device else host.to(device)
-    return host.pin_memory().to(device, non_blocking=True)
+    return torch.as_tensor(x, dtype=dtype).pin_memory().to(device, non_blocking=True)
+
+
+_NUMPY_DTYPES: dict[torch.dtype | None, np.dtype] = {
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.int64: np.dtype(np.int64),
+    torch.int32: np.dtype(np.int32),
+    torch.bool: np.dtype(np.bool_),
+}
+"""The torch dtypes :func:`to_device` converts with numpy on the CPU (others go through ``torch.as_tensor``)."""
 
 
 __all__ = ["accelerated", "to_device"]

@@ -221,9 +221,7 @@ class Featurizer:
             blocks = [np.asarray(self.encoder.encode(states), dtype=np.float32)]
         for block, cache in zip(blocks, self._cache, strict=True):
             if block.shape != (n, cache.shape[1]):
-                raise ValueError(
-                    f"Featurizer: encoder returned shape {block.shape}, expected {(n, cache.shape[1])}"
-                )
+                raise ValueError(f"Featurizer: encoder returned shape {block.shape}, expected {(n, cache.shape[1])}")
         return blocks
 
     def _unique_features(self, unique_ids: NDArray[np.int64]) -> list[np.ndarray]:
@@ -246,11 +244,18 @@ class Featurizer:
             self._store(new_ids, blocks)
         return out
 
-    def batch_from_ids(self, ids: NDArray[np.int64] | Sequence[int]) -> StateBatch:
-        """A :class:`StateBatch` for already interned ids (e.g. stored by a replay buffer)."""
+    def batch_from_ids(self, ids: NDArray[np.int64] | Sequence[int], *, distinct: bool = False) -> StateBatch:
+        """A :class:`StateBatch` for already interned ids (e.g. stored by a replay buffer).
+
+        ``distinct=True`` promises that no id repeats (e.g. the output of ``np.unique``): the ids are then not
+        deduplicated again (the batch is the same).
+        """
         ids_arr = np.asarray(ids, dtype=np.int64)
         if ids_arr.size and (ids_arr.min() < 0 or ids_arr.max() >= self.num_ids):
             raise IndexError(f"Featurizer.batch_from_ids: ids must lie in 0..{self.num_ids - 1}")
+        if distinct:
+            rows = np.arange(len(ids_arr), dtype=np.int64)
+            return self._make_batch(ids_arr, ids_arr, rows, rows, in_order=True)
         unique_ids, unique_rows, inverse = np.unique(ids_arr, return_index=True, return_inverse=True)
         return self._make_batch(ids_arr, unique_ids, unique_rows, inverse.reshape(-1), in_order=False)
 
@@ -259,8 +264,9 @@ class Featurizer:
         return self.batch_from_ids(ids.cpu().numpy()).features
 
     def batch_of_ids(self, ids: torch.Tensor) -> StateBatch:
-        """:meth:`batch_from_ids` for an id tensor (a feature source for the target networks' state memos)."""
-        return self.batch_from_ids(ids.cpu().numpy())
+        """:meth:`batch_from_ids` for an id tensor of distinct ids (a feature source for the target networks'
+        state memos, whose refills ask for distinct states)."""
+        return self.batch_from_ids(ids.cpu().numpy(), distinct=True)
 
     def batch(self, states: Sequence[State]) -> StateBatch:
         """Intern ``states`` and return their :class:`StateBatch` (deduplicated: each distinct state is looked

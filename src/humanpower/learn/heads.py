@@ -23,8 +23,9 @@ TINY = 1e-30
 
 
 def negative_head(x: torch.Tensor) -> torch.Tensor:
-    """Q_r / V_r mapping: ``-softplus(x) - TINY`` (strictly negative)."""
-    return -F.softplus(x) - TINY
+    """Q_r / V_r mapping: ``-softplus(x) - TINY`` (strictly negative), computed as ``(-TINY) - softplus(x)``:
+    the same float (negation is exact), one op less."""
+    return torch.rsub(F.softplus(x), -TINY)
 
 
 def probability_head(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 from torch import nn
 
 from humanpower.learn import device as devices
@@ -121,13 +122,11 @@ class SparseInputLinear(nn.Module):
         """
         if rows.dim != self.in_features:
             raise ValueError(f"SparseInputLinear: expected rows of width {self.in_features}, got {rows.dim}")
-        n, k = rows.index.shape
-        index = torch.cat([rows.index.reshape(-1), rows.constant_index])
-        weight = torch.cat([rows.value.reshape(-1), rows.constant_value])
-        offsets = torch.arange(0, n * k + 1, k, device=index.device) if k else index.new_zeros(n + 1)
+        n = len(rows)
+        index, weight, offsets = rows.bags
         if self.sparse_grad and self.weight_t.requires_grad and torch.is_grad_enabled():
             # The bags over the distinct rows read (gathered once); their gradient is one coalesced row block.
-            cols, local = torch.unique(index, sorted=True, return_inverse=True)
+            cols, local = rows.bag_columns
             gathered = _RowGather.apply(self.weight_t, cols)
             sums = F.embedding_bag(local, gathered, offsets, mode="sum", per_sample_weights=weight)
         else:
@@ -197,6 +196,14 @@ def composition_free(compute: Callable[[StateBatch], torch.Tensor], states: Stat
     return compute(states.padded(pad))[:n]
 
 
+def padded_rows(rows: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``rows`` followed by repeats of its first entry, to a multiple of ``MEMO_ROW_MULTIPLE`` entries: selecting
+    these rows gives a batch that :func:`composition_free` would compute as it is (the repeated rows are
+    computed and dropped; each row's value depends on its own features and the row count only)."""
+    pad = (-len(rows)) % MEMO_ROW_MULTIPLE
+    return rows if pad == 0 or len(rows) == 0 else np.concatenate([rows, np.full(pad, rows[0], dtype=np.int64)])
+
+
 class StateMemo:
     """Per-state values of one network, keyed by interned state id, valid for one set of weights.
 
@@ -212,6 +219,9 @@ class StateMemo:
     :meth:`lookup` returns ``compute(batch of the distinct uncached states)`` for every row of a batch, from
     the memo where possible. ``compute`` must be a pure function of the features given the weights (eval mode,
     no dropout); the memo is emptied whenever the weights' fingerprint differs from the one it was filled with.
+
+    The bookkeeping (which id sits in which row of :attr:`values`) is kept in numpy arrays on the host: the memo
+    serves CPU training, where a lookup's few small index operations cost less in numpy than as torch ops.
     """
 
     def __init__(
@@ -226,18 +236,22 @@ class StateMemo:
         self.features_of = features_of
         self.refill = min(int(refill), self.capacity)
         self.key: tuple[tuple[int, int, int], ...] | None = None
-        self.slot = torch.full((1024,), -1, dtype=torch.long)
+        self.slot: NDArray[np.int64] = np.full(1024, -1, dtype=np.int64)
+        """Row of :attr:`values` of every state id (-1: not remembered)."""
         self.values: torch.Tensor | None = None
-        self.row_ids = torch.empty(0, dtype=torch.long)
+        self.row_ids: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        """The state id of every filled row of :attr:`values`, in order of addition."""
         self.fill = 0
         self.hits = 0
         self.misses = 0
         self.refilled = 0
+        self.computed = 0
+        """Batches of new states computed by :meth:`lookup` (refills not counted)."""
         self._extras: dict[str, torch.Tensor] = {}
 
     def clear(self) -> None:
         """Forget every value (the storage is kept)."""
-        self.slot.fill_(-1)
+        self.slot.fill(-1)
         self.fill = 0
         self._extras.clear()
 
@@ -257,86 +271,91 @@ class StateMemo:
         """Forget the values of the old weights; recompute the most recent states if a feature source is set."""
         recent = None
         if self.features_of is not None and self.refill and self.fill and self.key is not None:
-            recent = self.row_ids[max(0, self.fill - self.refill) : self.fill].clone()
+            recent = self.row_ids[max(0, self.fill - self.refill) : self.fill].copy()
         self.clear()
         self.key = key
         if recent is not None:
-            self._store(recent, composition_free(compute, self.features_of(recent)))  # type: ignore[misc]
-            self.refilled += int(recent.shape[0])
+            assert self.features_of is not None
+            self._store(recent, composition_free(compute, self.features_of(torch.from_numpy(recent))))
+            self.refilled += len(recent)
+
+    def _index(self, rows: NDArray[np.int64], like: torch.Tensor) -> torch.Tensor:
+        """Host row indices as an index tensor on ``like``'s device."""
+        index = torch.from_numpy(rows)
+        return index if like.device.type == "cpu" else index.to(like.device)
+
+    def _grow_slots(self, top: int) -> None:
+        if top > self.slot.shape[0]:
+            grown = np.full(max(top, 2 * self.slot.shape[0]), -1, dtype=np.int64)
+            grown[: self.slot.shape[0]] = self.slot
+            self.slot = grown
 
     def lookup(
         self, module: nn.Module, batch: StateBatch, compute: Callable[[StateBatch], torch.Tensor]
     ) -> torch.Tensor:
         """Per-row values ``(B, ...)`` of ``batch`` under ``module``'s current weights."""
-        ids = batch.ids
-        if self.slot.device != ids.device:
-            self.slot = self.slot.to(ids.device)
-            self.values = None
-            self.row_ids = self.row_ids.to(ids.device)
-            self.key = None
-            self.clear()
+        ids_t = batch.ids
+        ids = ids_t.cpu().numpy()
         key = weights_fingerprint(module)
         if key != self.key:
             self._new_weights(key, compute)
-        if ids.numel() == 0:
-            return composition_free(compute, batch.select(ids[:0]))
-        top = int(ids.max()) + 1
-        if top > self.slot.shape[0]:
-            grown = torch.full((max(top, 2 * self.slot.shape[0]),), -1, dtype=torch.long, device=ids.device)
-            grown[: self.slot.shape[0]] = self.slot
-            self.slot = grown
-        slots = self.slot.index_select(0, ids)
+        if ids.size == 0:
+            return composition_free(compute, batch.select(ids_t[:0]))
+        self._grow_slots(int(ids.max()) + 1)
+        slots = self.slot[ids]
         missing = slots < 0
-        if not bool(missing.any()):
-            self.hits += int(ids.numel())
+        if not missing.any():
+            self.hits += int(ids.size)
             assert self.values is not None
-            return self.values.index_select(0, slots)
-        miss_rows = missing.nonzero().squeeze(1)
-        uniq, inverse = torch.unique(ids.index_select(0, miss_rows), return_inverse=True)
-        first = torch.empty(uniq.shape[0], dtype=torch.long, device=ids.device)
-        first.scatter_(0, inverse, miss_rows)  # one representative row per missing id
-        new = composition_free(compute, batch.select(first, lazy=False))
-        n = int(uniq.shape[0])
+            return self.values.index_select(0, self._index(slots, self.values))
+        miss_rows = np.flatnonzero(missing)
+        uniq, first, inverse = np.unique(ids[miss_rows], return_index=True, return_inverse=True)
+        n = len(uniq)
+        # One representative row per missing id, padded with repeats (see composition_free).
+        new = compute(batch.select(self._index(padded_rows(miss_rows[first]), ids_t), lazy=False))[:n]
+        self.computed += 1
         self.misses += n
-        self.hits += int(ids.numel()) - int(miss_rows.shape[0])
+        self.hits += int(ids.size) - len(miss_rows)
         if n > self.capacity:  # cannot be remembered at once: answer directly
-            out = torch.empty((ids.shape[0], *new.shape[1:]), dtype=new.dtype, device=new.device)
-            out[miss_rows] = new[inverse]
-            hit_rows = (~missing).nonzero().squeeze(1)
-            if hit_rows.numel():
+            out = new.new_empty((ids.shape[0], *new.shape[1:]))
+            out[self._index(miss_rows, new)] = new[self._index(inverse.reshape(-1), new)]
+            hit_rows = np.flatnonzero(~missing)
+            if hit_rows.size:
                 assert self.values is not None
-                out[hit_rows] = self.values[slots[hit_rows]]
+                out[self._index(hit_rows, new)] = self.values[self._index(slots[hit_rows], new)]
             return out
         if self.fill + n > self.capacity:
             self.clear()
         self._store(uniq, new)
         assert self.values is not None
-        return self.values.index_select(0, self.slot.index_select(0, ids))
+        return self.values.index_select(0, self._index(self.slot[ids], self.values))
 
-    def _store(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
+    def _store(self, ids: NDArray[np.int64], rows: torch.Tensor) -> None:
         """Append ``rows`` (values of the distinct, uncached ``ids``); fill + len(ids) <= capacity."""
-        top = int(ids.max()) + 1 if ids.numel() else 0
-        if top > self.slot.shape[0]:
-            grown = torch.full((max(top, 2 * self.slot.shape[0]),), -1, dtype=torch.long, device=ids.device)
-            grown[: self.slot.shape[0]] = self.slot
-            self.slot = grown
+        if len(ids):
+            self._grow_slots(int(ids.max()) + 1)
         values = self.values
-        if values is None or values.shape[1:] != rows.shape[1:] or values.dtype != rows.dtype:
+        if (
+            values is None
+            or values.shape[1:] != rows.shape[1:]
+            or values.dtype != rows.dtype
+            or values.device != rows.device
+        ):
             self.clear()
             values = rows.new_empty((min(self.capacity, max(rows.shape[0], 1024)), *rows.shape[1:]))
-            self.row_ids = torch.empty(values.shape[0], dtype=torch.long, device=ids.device)
+            self.row_ids = np.empty(values.shape[0], dtype=np.int64)
         need = self.fill + rows.shape[0]
         if need > values.shape[0]:
             size = min(self.capacity, max(need, 2 * values.shape[0]))
             grown_values = values.new_empty((size, *values.shape[1:]))
             grown_values[: self.fill] = values[: self.fill]
             values = grown_values
-            grown_ids = torch.empty(size, dtype=torch.long, device=ids.device)
+            grown_ids = np.empty(size, dtype=np.int64)
             grown_ids[: self.fill] = self.row_ids[: self.fill]
             self.row_ids = grown_ids
         values[self.fill : need] = rows
         self.row_ids[self.fill : need] = ids
-        self.slot[ids] = torch.arange(self.fill, need, device=ids.device)
+        self.slot[ids] = np.arange(self.fill, need)
         self.values = values
         self.fill = need
 
@@ -350,5 +369,6 @@ __all__ = [
     "StateMemo",
     "composition_free",
     "dropout_mask",
+    "padded_rows",
     "weights_fingerprint",
 ]

@@ -15,11 +15,17 @@ from humanpower.goals import GoalSet
 from humanpower.learn import device as devices
 from humanpower.learn.batch import CompiledTransition, TransitionCompiler, assemble_batch
 from humanpower.learn.config import Phase2Config
-from humanpower.learn.encoding import Featurizer
+from humanpower.learn.encoding import Featurizer, StateBatch
 from humanpower.learn.layers import DEFAULT_MEMO_REFILL
 from humanpower.learn.loss_meter import LossMeter
-from humanpower.learn.networks import Phase2Networks, enable_state_memos
-from humanpower.learn.optim import LazyAdam, clip_grad_norm, use_sparse_first_layer_gradients
+from humanpower.learn.networks import Phase2Network, Phase2Networks, enable_state_memos
+from humanpower.learn.optim import (
+    LazyAdam,
+    clip_grad_norm,
+    clip_grad_norms,
+    step_adams,
+    use_sparse_first_layer_gradients,
+)
 from humanpower.learn.policy import QPolicy
 from humanpower.learn.replay import ReplayBuffer, Transition
 from humanpower.learn.schedules import NUM_STAGES, StageTable, beta_r_at, grad_clip_at, lr_at
@@ -46,6 +52,19 @@ def lazy_first_layer(cfg: Phase2Config, featurizer: Featurizer) -> bool:
 def target_view(targets: dict[str, TargetNetwork]) -> Phase2Networks:
     """The target copies as a :class:`Phase2Networks` (what every loss term's target reads)."""
     return Phase2Networks(**{name: cast(Any, t.module) for name, t in targets.items()})
+
+
+def _prefetch_plan(terms: tuple[LossTerm[Any], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(networks read at the batch nodes, networks read at the batch states only) by ``terms``' targets."""
+    nodes = sorted({name for t in terms for name in t.at_nodes})
+    states = sorted({name for t in terms for name in t.at_states} - set(nodes))
+    return tuple(nodes), tuple(states)
+
+
+def _prefetch(module: torch.nn.Module, batch: StateBatch) -> None:
+    """``module.prefetch(batch)`` for a neural network (tabular targets are table lookups already)."""
+    if isinstance(module, Phase2Network):
+        module.prefetch(batch)
 
 
 class Learner:
@@ -100,6 +119,9 @@ class Learner:
             stage: tuple(t for t in self.terms if t.network in self.stages.active_networks(stage))
             for stage in range(NUM_STAGES)
         }
+        # Per stage, the target networks its targets read at the batch nodes, and at the batch states only: the
+        # step evaluates them there first (Phase2Network.prefetch), so each memo computes its new states once.
+        self.stage_prefetch = {stage: _prefetch_plan(terms) for stage, terms in self.stage_terms.items()}
         # Target weights change only at their hard updates: remember their per-state values in between (CPU:
         # there a target evaluation costs far more than the lookup; on an accelerator the lookup's host syncs
         # would cost about as much as it saves).
@@ -162,8 +184,15 @@ class Learner:
         that costs no synchronisation).
         """
         data = self.sample(total_steps)
+        stage = self.stages.stage_at(total_steps)
+        at_nodes, at_states = self.stage_prefetch[stage]
+        with torch.no_grad():
+            for name in at_nodes:
+                _prefetch(self.targets[name].module, data.batch.nodes)
+            for name in at_states:
+                _prefetch(self.targets[name].module, data.states)
         losses: dict[str, torch.Tensor] = {}
-        for term in self.active_terms(total_steps):
+        for term in self.stage_terms[stage]:
             with torch.no_grad():  # the right-hand side, from the target networks
                 target = term.target(self.target_nets, data)
             losses[term.network] = term.loss(self.nets, data, target)  # on the main network
@@ -174,13 +203,16 @@ class Learner:
             for p in self._params[name]:
                 p.grad = None
         torch.autograd.backward(list(losses.values()))
+        # Per network: its lr, the clip of its own gradient norm, its optimizer step; computed for all networks
+        # together (one norm pass, one fused Adam kernel per hyper-parameter set: optim.step_adams).
+        thresholds = []
         for name in losses:
-            opt = self.optimizers[name]
             lr = lr_at(total_steps, self.base_lr[name], self.stages, self.cfg.lr_decay_steps)
-            for group in opt.param_groups:
+            for group in self.optimizers[name].param_groups:
                 group["lr"] = lr
-            clip_grad_norm(self._params[name], grad_clip_at(lr, self.cfg.grad_clip, self.cfg.grad_clip_reference_lr))
-            opt.step()
+            thresholds.append(grad_clip_at(lr, self.cfg.grad_clip, self.cfg.grad_clip_reference_lr))
+        clip_grad_norms([self._params[name] for name in losses], thresholds)
+        step_adams([self.optimizers[name] for name in losses])
         self.train_steps += 1
         for target_net in self.targets.values():
             target_net.maybe_update(self.train_steps)
@@ -218,3 +250,7 @@ class Learner:
         self.rng.bit_generator.state = d["rng"]
         self.train_steps = int(d["train_steps"])
         self.losses.load_state_dict(d.get("losses", {}), self.device)
+
+
+__all__ = ["NETWORK_NAMES", "Learner", "clip_grad_norm", "lazy_first_layer", "target_view"]
+"""``clip_grad_norm`` is re-exported for the Phase 1 learner (``learn/phase1/learner.py`` imports it from here)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -34,6 +35,26 @@ class SparseRows:
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
+
+    @cached_property
+    def bags(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rows as embedding bags ``(index, per-entry weight, offsets)``: one bag of K entries per row, then
+        one last bag holding the constant row (what :class:`~humanpower.learn.layers.SparseInputLinear` sums).
+
+        Computed once per object: the networks that read the same rows share it.
+        """
+        n, k = self.index.shape
+        index = torch.cat([self.index.reshape(-1), self.constant_index])
+        weight = torch.cat([self.value.reshape(-1), self.constant_value])
+        offsets = torch.arange(0, n * k + 1, k, device=index.device) if k else index.new_zeros(n + 1)
+        return index, weight, offsets
+
+    @cached_property
+    def bag_columns(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(columns, local)``: the distinct columns the bags read (sorted) and each bag entry's position among
+        them (``torch.unique`` of the bag index; once per object)."""
+        cols, local = torch.unique(self.bags[0], sorted=True, return_inverse=True)
+        return cols, local
 
     def select(self, rows: torch.Tensor) -> SparseRows:
         """Rows ``rows`` (int64 index tensor, may repeat)."""

@@ -84,11 +84,9 @@ def v_h_e_edge_value(achieved_next: Tensor, terminal_next: Tensor, v_next: Tenso
     """Per successor edge, U_h(s', g) + gamma_h V_h^e(s', g) of (6) with the horizon handled exactly.
 
     1 where the goal is achieved at s' (also when s' is terminal: reaching it on the last step counts), else 0
-    where s' is terminal, else ``gamma_h * v_next``. All arguments have the same shape.
+    where s' is terminal, else ``gamma_h * v_next``. The masks have ``v_next``'s shape or broadcast against it.
     """
-    one = torch.ones_like(v_next)
-    zero = torch.zeros_like(v_next)
-    return torch.where(achieved_next, one, torch.where(terminal_next, zero, gamma_h * v_next))
+    return (gamma_h * v_next).masked_fill_(terminal_next, 0.0).masked_fill_(achieved_next, 1.0)
 
 
 def x_h_target(v_h_e_sampled: Tensor, importance_weight: Tensor, zeta: float) -> Tensor:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ from humanpower.learn.config import Phase2Config
 from humanpower.learn.device import to_device
 from humanpower.learn.encoding import StateBatch
 from humanpower.learn.losses import log_policy_loss, probability_loss, regression_loss
-from humanpower.learn.networks import Phase2Networks, VHEModel
+from humanpower.learn.networks import Phase2Networks, VHEModel, VHENetwork
 
 Tensor = torch.Tensor
 Y = TypeVar("Y")
@@ -96,11 +96,19 @@ class LossFn(Protocol[Y_contra]):
 
 @dataclass(frozen=True)
 class LossTerm(Generic[Y]):
-    """One equation's term: ``network`` is trained by ``loss(nets, data, target(target_nets, data))``."""
+    """One equation's term: ``network`` is trained by ``loss(nets, data, target(target_nets, data))``.
+
+    ``at_nodes`` / ``at_states``: the target networks whose values ``target`` reads at the batch's nodes (all
+    successors and the batch states) / at the batch states only. The learner evaluates them there once before
+    the targets (:meth:`~humanpower.learn.networks.Phase2Network.prefetch`), so each target network computes
+    the states new to its memo in one batch per step; the values are the same.
+    """
 
     network: str
     target: TargetFn[Y]
     loss: LossFn[Y]
+    at_nodes: tuple[str, ...] = ()
+    at_states: tuple[str, ...] = ()
 
 
 def _keys(ids: Tensor, tabular: bool) -> Tensor | None:
@@ -119,6 +127,11 @@ def _require(module: M | None, name: str) -> M:
 class URValues(Protocol):
     """U_r'(s) at a batch of states, from the target networks."""
 
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The target networks it reads."""
+        ...
+
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch) -> Tensor: ...
 
 
@@ -128,6 +141,7 @@ class URFromXH:
 
     xi: float
     eta: float
+    networks: ClassVar[tuple[str, ...]] = ("x_h",)
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch) -> Tensor:
         return T.u_r_from_x(target_nets.x_h.forward_all(nodes), self.xi, self.eta)
@@ -139,6 +153,7 @@ class URFromNetwork:
 
     eta: float
     y_min: float
+    networks: ClassVar[tuple[str, ...]] = ("u_r",)
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch) -> Tensor:
         u_r = _require(target_nets.u_r, "u_r")
@@ -147,6 +162,11 @@ class URFromNetwork:
 
 class VRValues(Protocol):
     """V_r'(s) (9) at a batch of non-terminal states, from the target networks."""
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The target networks it reads."""
+        ...
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch, beta_r: float) -> Tensor: ...
 
@@ -157,6 +177,10 @@ class VRFromComponents:
 
     u_r: URValues
 
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return ("q_r", *self.u_r.networks)
+
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch, beta_r: float) -> Tensor:
         q = target_nets.q_r(nodes)
         return T.v_r_from(self.u_r(target_nets, nodes), T.robot_policy(q, beta_r), q)
@@ -165,6 +189,8 @@ class VRFromComponents:
 @dataclass(frozen=True)
 class VRFromNetwork:
     """V_r' from the V_r network."""
+
+    networks: ClassVar[tuple[str, ...]] = ("v_r",)
 
     def __call__(self, target_nets: Phase2Networks, nodes: StateBatch, beta_r: float) -> Tensor:
         return _require(target_nets.v_r, "v_r")(nodes)
@@ -179,6 +205,16 @@ def _v_h_e_queries(net: VHEModel, nodes: StateBatch, node_index: Tensor, goals: 
     return out.view(r, h)
 
 
+def _all_goal_values(net: VHEModel, batch: StateBatch, num_humans: int) -> list[Tensor]:
+    """V_h^e of every goal of each human at ``batch``: one ``(B, G_h)`` tensor per human position (the neural
+    network evaluates its trunk once for all humans: :meth:`VHENetwork.forward_all_pairs`)."""
+    if not isinstance(net, VHENetwork):
+        return [net.forward_all_goals(batch, i) for i in range(num_humans)]
+    table = net.forward_all_pairs(batch)
+    bounds = np.cumsum([0, *net.num_goals]).tolist()
+    return [table[:, bounds[i] : bounds[i + 1]] for i in range(num_humans)]
+
+
 @dataclass(frozen=True)
 class VHEDrawTarget:
     """(6) for each human's drawn goal, over the transition's drawn human actions: (B, H)."""
@@ -190,11 +226,11 @@ class VHEDrawTarget:
         b, a = batch.size, batch.num_robot_actions
         edge_goals = batch.goals[batch.edge_row // a]
         v_next = _v_h_e_queries(target_nets.v_h_e, batch.nodes, batch.edge_node, edge_goals)
-        terminal = batch.edge_terminal.unsqueeze(-1).expand_as(v_next)
+        terminal = batch.edge_terminal.unsqueeze(-1)  # broadcasts over humans
         edge_value = T.v_h_e_edge_value(batch.edge_achieved, terminal, v_next, self.gamma_h)
         per_action = T.expect_edges(edge_value, batch.edge_prob, batch.edge_row, b * a).view(b, a, -1)
         pi_r = T.robot_policy(target_nets.q_r(data.states), data.beta_r)
-        return torch.einsum("ba,bah->bh", pi_r, per_action)
+        return torch.bmm(pi_r.unsqueeze(1), per_action).squeeze(1)  # sum_a pi_r(a) per_action[a]
 
 
 @dataclass(frozen=True)
@@ -233,14 +269,17 @@ class VHEAllGoalsTarget:
         b, a_r = batch.size, batch.num_robot_actions
         pi_r = T.robot_policy(target_nets.q_r(data.states), data.beta_r)  # (B, A_r)
         per_human = []
+        v_all = _all_goal_values(target_nets.v_h_e, batch.nodes, len(batch.humans))
         for i, he in enumerate(batch.humans):
             g = int(he.policy.shape[1])
-            v_next = target_nets.v_h_e.forward_all_goals(batch.nodes, i).index_select(0, he.edge_node)  # (E, G)
-            terminal = he.edge_terminal.unsqueeze(-1).expand_as(v_next)
+            v_next = v_all[i].index_select(0, he.edge_node)  # (E, G)
+            terminal = he.edge_terminal.unsqueeze(-1)  # broadcasts over goals
             edge_value = T.v_h_e_edge_value(he.edge_achieved, terminal, v_next, self.gamma_h)
             rows = b * he.num_actions * a_r
             y = T.expect_edges(edge_value, he.edge_prob, he.edge_row, rows).view(b, he.num_actions, a_r, g)
-            per_human.append(torch.einsum("bga,br,barg->bg", he.policy, pi_r, y))
+            # sum_{a_h} pi_h(a_h | s, g) sum_{a_r} pi_r(a_r | s) y[a_h, a_r, g]: first over a_r, then over a_h
+            over_r = torch.matmul(pi_r.view(b, 1, 1, a_r), y).squeeze(2)  # (B, A_h, G)
+            per_human.append((he.policy * over_r.transpose(1, 2)).sum(dim=-1))
         return torch.cat(per_human, dim=1)
 
 
@@ -253,7 +292,12 @@ class VHEAllGoalsLoss:
     tabular: bool
 
     def __call__(self, nets: Phase2Networks, data: StepData, target: Tensor) -> Tensor:
-        pred = torch.cat([nets.v_h_e.forward_all_goals(data.states, i) for i in range(self.num_humans)], dim=1)
+        net = nets.v_h_e
+        pred = (
+            net.forward_all_pairs(data.states)
+            if isinstance(net, VHENetwork)
+            else torch.cat([net.forward_all_goals(data.states, i) for i in range(self.num_humans)], dim=1)
+        )
         keys = None
         if self.tabular:  # one table entry per (state, column)
             cols = torch.arange(pred.shape[1], device=pred.device)
@@ -297,14 +341,11 @@ class XHAllGoalsTarget:
     def __call__(self, target_nets: Phase2Networks, data: StepData) -> Tensor:
         x_states = data.x_states
         device = x_states.device
+        v_all = _all_goal_values(target_nets.v_h_e, x_states, len(self.goal_weights))
         return torch.stack(
             [
-                T.x_h_from_v(
-                    target_nets.v_h_e.forward_all_goals(x_states, i),
-                    to_device(np.asarray(w, dtype=np.float32), device),
-                    self.zeta,
-                )
-                for i, w in enumerate(self.goal_weights)
+                T.x_h_from_v(v, to_device(np.asarray(w, dtype=np.float32), device), self.zeta)
+                for v, w in zip(v_all, self.goal_weights, strict=True)
             ],
             dim=-1,
         )
@@ -389,7 +430,7 @@ class QRMarginalTarget:
         for he in batch.humans:
             rows = b * he.num_actions * a
             ev = T.expect(v_next, he.edge_node, he.edge_prob, he.edge_row, rows).view(b, he.num_actions, a)
-            per_human.append(torch.einsum("bh,bhr->br", he.marginal, ev))
+            per_human.append(torch.bmm(he.marginal.unsqueeze(1), ev).squeeze(1))  # sum_{a_h} pibar(a_h) ev[a_h]
         return self.gamma_r * torch.stack(per_human).mean(dim=0)
 
 
@@ -481,10 +522,24 @@ def build_loss_terms(cfg: Phase2Config, goal_sets: Sequence[GoalSet]) -> tuple[L
 
     if cfg.v_h_e_all_goals:
         terms.append(
-            LossTerm("v_h_e", VHEAllGoalsTarget(cfg.gamma_h), VHEAllGoalsLoss(len(goal_sets), prob_kind, tabular))
+            LossTerm(
+                "v_h_e",
+                VHEAllGoalsTarget(cfg.gamma_h),
+                VHEAllGoalsLoss(len(goal_sets), prob_kind, tabular),
+                at_nodes=("v_h_e",),
+                at_states=("q_r",),
+            )
         )
     else:
-        terms.append(LossTerm("v_h_e", VHEDrawTarget(cfg.gamma_h), VHEDrawLoss(prob_kind, tabular)))
+        terms.append(
+            LossTerm(
+                "v_h_e",
+                VHEDrawTarget(cfg.gamma_h),
+                VHEDrawLoss(prob_kind, tabular),
+                at_nodes=("v_h_e",),
+                at_states=("q_r",),
+            )
+        )
 
     total_weights = tuple(float(gs.total_weight) for gs in goal_sets)
     x_h_target: TargetFn[Tensor] = (
@@ -497,20 +552,29 @@ def build_loss_terms(cfg: Phase2Config, goal_sets: Sequence[GoalSet]) -> tuple[L
             cfg.zeta,
         )
     )
-    terms.append(LossTerm("x_h", x_h_target, XHLoss(total_weights, prob_kind, tabular)))
+    x_at_states = ("v_h_e",) if cfg.x_h_batch_size is None else ()  # the X_h rows are the batch states
+    terms.append(LossTerm("x_h", x_h_target, XHLoss(total_weights, prob_kind, tabular), at_states=x_at_states))
 
     if cfg.u_r_use_network:
         size = cfg.u_r_human_sample_size
         sample = size if size is not None and size < len(goal_sets) else None
-        terms.append(LossTerm("u_r", URTarget(cfg.xi, sample), URLoss(y_min(goal_sets, cfg.xi), tabular)))
+        terms.append(
+            LossTerm("u_r", URTarget(cfg.xi, sample), URLoss(y_min(goal_sets, cfg.xi), tabular), at_states=("x_h",))
+        )
 
     q_r_kind = QRMarginalTarget if cfg.v_h_e_all_goals else QRDrawTarget
     q_r_target = q_r_kind(cfg.gamma_r, cfg.terminal_v_r, v_r)
     if cfg.q_r_loss == "log" and not tabular:
-        terms.append(LossTerm("q_r", QRLevelWeighted(q_r_target, u_r), QRLogLoss(cfg.beta_r)))
+        level = ("q_r", *u_r.networks)
+        terms.append(
+            LossTerm(
+                "q_r", QRLevelWeighted(q_r_target, u_r), QRLogLoss(cfg.beta_r), at_nodes=v_r.networks, at_states=level
+            )
+        )
     else:
-        terms.append(LossTerm("q_r", q_r_target, QRLoss(tabular)))
+        terms.append(LossTerm("q_r", q_r_target, QRLoss(tabular), at_nodes=v_r.networks))
 
     if cfg.v_r_use_network:
-        terms.append(LossTerm("v_r", VRTarget(VRFromComponents(u_r)), VRLoss(tabular)))
+        components = VRFromComponents(u_r)
+        terms.append(LossTerm("v_r", VRTarget(components), VRLoss(tabular), at_states=components.networks))
     return tuple(terms)

@@ -20,7 +20,11 @@ same order, same float probabilities), sharing the work:
    may touch a common cell) is computed by ``successor_distribution`` itself (once per distinct joint action
    after step 2).
 
-The exact solver (every joint action) and the actors (every joint robot action, humans fixed) both use it.
+The exact solver (every joint action) and the actors (every joint robot action, humans fixed) both use it,
+through :class:`TableMemo` (``GridWorld.transition_table``): the dynamics never read the step count but for the
+horizon, so a configuration met again one step later (everyone ``still`` keeps one, so a breadth-first sweep meets
+most configurations of a level again at the next) gets the table computed before, its successors' step counts
+advanced by one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import itertools
 import math
 import operator
 from collections.abc import Sequence
+from typing import cast
 
 from humanpower.worlds.grid.dynamics import (
     FORWARD,
@@ -245,4 +250,97 @@ def _build(st: Statics, base: GridState, start: frozenset[Pos], options: list[Op
     )
 
 
-__all__ = ["transition_table"]
+Compact = tuple[GridState | tuple[tuple[float, GridState], ...], ...]
+"""A memoised table's distributions: a distribution of one successor with probability 1.0 as that successor, any
+other as the tuple of its (probability, successor) pairs."""
+
+
+class TableMemo:
+    """The transition tables of recently seen non-terminal states, keyed by (the state without its step count,
+    the choices); memory bounded to two consecutive steps' worth of entries.
+
+    Why it is exact: the dynamics (GRIDWORLD.md) read the step count only for the horizon (rule 1), so a
+    non-terminal state's table equals that of any non-terminal state with the same agents and objects, each
+    successor's step count being the state's plus one (same successors, same order, same floats).
+
+    Two generations: tables computed for states of step ``step`` (``current``) and of the step before
+    (``previous``). A state one step later than ``step`` starts a new generation (``current`` becomes
+    ``previous``, the older one is dropped), a state of any other step (an episode reset) clears both. An entry
+    found in ``previous`` moves to ``current``, so a configuration that recurs step after step stays. Tables of
+    the last non-terminal step (``max_steps - 1``) are not kept: only states of that step could use them. In a
+    breadth-first sweep over every joint action every configuration of a level recurs at the next (all agents
+    ``still``), so each level empties ``previous`` and the memo is empty at the end of the sweep. Not pickled
+    (a copy starts empty).
+    """
+
+    __slots__ = ("current", "last_step", "previous", "step")
+
+    def __init__(self, max_steps: int) -> None:
+        self.last_step = max_steps - 1
+        self.step = -2
+        self.current: dict[tuple[object, ...], tuple[Compact, Sequence[int]]] = {}
+        self.previous: dict[tuple[object, ...], tuple[Compact, Sequence[int]]] = {}
+
+    def __reduce__(self) -> tuple[type[TableMemo], tuple[int]]:
+        return (TableMemo, (self.last_step + 1,))
+
+    def __len__(self) -> int:
+        return len(self.current) + len(self.previous)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self.current = {}
+        self.previous = {}
+
+    def table(
+        self,
+        st: Statics,
+        max_steps: int,
+        stumble_probability: float,
+        num_actions: int,
+        state: GridState,
+        choices: Sequence[Sequence[int]],
+    ) -> TransitionTable:
+        """:func:`transition_table` of ``state``, from the memo when it holds the state's configuration."""
+        step = state.step
+        if step >= max_steps:
+            return transition_table(st, max_steps, stumble_probability, num_actions, state, choices)
+        if step != self.step:
+            if step == self.step + 1:
+                self.previous = self.current
+            else:
+                self.previous = {}
+            self.current = {}
+            self.step = step
+        key = (*state[1:], *map(tuple, choices))
+        entry = self.previous.pop(key, None)
+        if entry is None:
+            entry = self.current.get(key)
+        if entry is None:
+            table = transition_table(st, max_steps, stumble_probability, num_actions, state, choices)
+            if step < self.last_step:
+                self.current[key] = (_compact(table.distributions), table.index)
+            return table
+        if step < self.last_step:
+            self.current[key] = entry
+        return TransitionTable(_expand(entry[0], step + 1), entry[1])
+
+
+def _compact(distributions: Sequence[Successors]) -> Compact:
+    """The memo form of a table's distributions (see :data:`Compact`; the successors are GridStates)."""
+    return cast(Compact, tuple(d[0][1] if len(d) == 1 and d[0][0] == 1.0 else tuple(d) for d in distributions))
+
+
+def _expand(compact: Compact, step: int) -> list[Successors]:
+    """The distributions of a memoised table with every successor's step count set to ``step``."""
+    new = tuple.__new__
+    head = (step,)
+    return [
+        [(1.0, new(GridState, head + d[1:]))]
+        if isinstance(d, GridState)
+        else [(p, new(GridState, head + s[1:])) for p, s in d]
+        for d in compact
+    ]
+
+
+__all__ = ["TableMemo", "transition_table"]

@@ -23,6 +23,7 @@ from humanpower.worlds.protocol import (
     JointAction,
     State,
     Successors,
+    TransitionTable,
     choice_combinations,
     compose_joint_action,
     generic_transition_table,
@@ -261,3 +262,58 @@ def test_memo_keeps_two_steps_and_forgets_on_a_jump() -> None:
     copy = pickle.loads(pickle.dumps(world))
     assert len(copy._tables) == 0 and copy._tables.last_step == world._tables.last_step
     assert copy.transition_table(s0, choices) == world.transition_table(s0, choices)
+
+
+class FaultyWorld:
+    """Two agents with two actions over ``(step, node)`` states; joint action ``fault_at`` breaks the protocol
+    in the way ``fault`` names (from the initial state on). With ``batch``, it also has the batch hook."""
+
+    num_agents, num_actions, humans, robots, max_steps = 2, 2, (0,), (1,), 3
+
+    def __init__(self, fault: str, fault_at: JointAction) -> None:
+        self.fault, self.fault_at = fault, fault_at
+
+    def initial_state(self) -> State:
+        return (0, 0)
+
+    def is_terminal(self, state: tuple[int, int]) -> bool:
+        return state[0] >= self.max_steps
+
+    def step_count(self, state: tuple[int, int]) -> int:
+        return state[0]
+
+    def transition_probabilities(self, state: tuple[int, int], joint_action: JointAction) -> Successors:
+        step, node = state
+        if tuple(joint_action) != self.fault_at:
+            return [(0.5, (step + 1, node)), (0.5, (step + 1, 1 - node))]
+        return {
+            "empty": [],
+            "sum": [(0.5, (step + 1, node))],
+            "skip": [(1.0, (step + 2, node))],
+            "back": [(1.0, (step, node))],
+        }[self.fault]
+
+
+class FaultyBatchWorld(FaultyWorld):
+    def transition_table(self, state: State, choices: list[list[int]]) -> TransitionTable:
+        return generic_transition_table(self, state, choices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("empty", r"\(0, 0\) has no successors under \(1, 0\)"),
+        ("sum", r"\(0, 0\) under \(1, 0\) sum to 0.5, not 1"),
+        ("skip", r"from \(0, 0\) \(step 0\) to \(2, 0\) \(step 2\) does not advance"),
+        ("back", r"from \(0, 0\) leads back to \(0, 0\) at step 0"),
+    ],
+)
+def test_protocol_faults_named(batched: bool, fault: str, message: str) -> None:
+    """A world breaking the protocol is refused with the state and the first joint action showing it."""
+    world = (FaultyBatchWorld if batched else FaultyWorld)(fault, (1, 0))
+    assert isinstance(world, BatchTransitionModel) == batched
+    with pytest.raises(UserError, match=message):
+        build_dag(world, progress=False)  # type: ignore[arg-type]
+    fine = (FaultyBatchWorld if batched else FaultyWorld)(fault, (2, 2))  # never taken: no fault
+    assert build_dag(fine, progress=False).num_states == 7  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from humanpower.cli.solve_cmd import with_horizon
 from humanpower.errors import UserError
 from humanpower.exact.dag import MAX_JOINT_ACTIONS, StateDag, build_dag
-from humanpower.worlds.grid import GridState, GridWorld, batch, bundled_names, load_world
+from humanpower.worlds.grid import GridState, GridWorld, bundled_names, load_world, memo
 from humanpower.worlds.protocol import (
     BatchTransitionModel,
     JointAction,
@@ -81,6 +81,9 @@ def test_batch_dag_identical_on_bundled_worlds(name: str) -> None:
     batch = build_dag(world, max_states=100_000, progress=False)
     # Every configuration of a level recurs at the next (all agents still): the sweep empties the table memo.
     assert len(world._tables) == 0
+    # The states share canonical parts: equal agents tuples (rocks, ...) are one object.
+    for k in range(1, 6):
+        assert len({id(s[k]) for s in batch.states}) == len({s[k] for s in batch.states})
     generic = build_dag(world, max_states=100_000, progress=False, batch=False)
     assert_same_dag(batch, generic)
     assert batch.transition_calls == int((~batch.terminal).sum())
@@ -236,7 +239,7 @@ def test_memoised_tables_equal_per_action_at_later_steps(seed: int) -> None:
         humans = [joint[h] for h in world.humans]
         for choices in (all_choices(world), robot_choices(world, humans)):
             world.clear_transition_cache()
-            with mock.patch.object(batch, "transition_table", wraps=batch.transition_table) as computed:
+            with mock.patch.object(memo, "transition_table", wraps=memo.transition_table) as computed:
                 for s in _steps_of(state, world):
                     assert_table_matches(world, s, choices)
             assert computed.call_count == 1

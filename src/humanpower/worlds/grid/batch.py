@@ -20,11 +20,12 @@ same order, same float probabilities), sharing the work:
    may touch a common cell) is computed by ``successor_distribution`` itself (once per distinct joint action
    after step 2).
 
-The exact solver (every joint action) and the actors (every joint robot action, humans fixed) both use it,
-through :class:`TableMemo` (``GridWorld.transition_table``): the dynamics never read the step count but for the
-horizon, so a configuration met again one step later (everyone ``still`` keeps one, so a breadth-first sweep meets
-most configurations of a level again at the next) gets the table computed before, its successors' step counts
-advanced by one.
+With ``canon`` (an intern table, :class:`~humanpower.worlds.grid.memo.TableMemo`'s), the successors' parts
+(agents tuple, rocks, blocks, doors, keys) are the table's canonical objects: equal parts of different states are
+one object, so the states of a DAG share them and the memo's entries can hold just the agents tuples.
+
+The exact solver (every joint action) and the actors (every joint robot action, humans fixed) both use it through
+:class:`~humanpower.worlds.grid.memo.TableMemo` (``GridWorld.transition_table``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ from humanpower.worlds.grid.dynamics import (
 from humanpower.worlds.grid.state import LEFT, RIGHT, STILL, AgentState, GridState
 from humanpower.worlds.protocol import Successors, TransitionTable
 
+Canon = dict[tuple[object, ...], tuple[object, ...]]
+"""An intern table of state parts: each part maps to the canonical object equal to it."""
+
 Option = tuple[float, Plan, AgentState, GridState | None]
 """One stumble outcome of an agent's action: (probability, plan, the agent after its solo effect, the solo
 effect state when it also changes objects (rocks, blocks, doors, keys), else None)."""
@@ -74,8 +78,10 @@ def transition_table(
     num_actions: int,
     state: GridState,
     choices: Sequence[Sequence[int]],
+    canon: Canon | None = None,
 ) -> TransitionTable:
-    """Successor distributions of ``state`` for every combination of ``choices`` (module docs)."""
+    """Successor distributions of ``state`` for every combination of ``choices`` (module docs); with ``canon``,
+    every successor is built from canonical parts (:func:`canonical_state`)."""
     agents = state.agents
     n = len(agents)
     if len(choices) != n:
@@ -159,9 +165,11 @@ def transition_table(
     product = itertools.product
     unions = [functools.reduce(operator.or_, m) for m in masks]
     distributions: list[Successors]
+    intern = canon.setdefault if canon is not None else _same
     if all_plain and sum(unions) == functools.reduce(operator.or_, unions):
+        combined = [now[::-1] for now in product(*moved[::-1])]
         distributions = [
-            [(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))] for now in product(*moved[::-1])
+            [(1.0, new(GridState, (step1, intern(now, now), rocks, blocks, doors, keys)))] for now in combined
         ]
     else:
         distributions = []
@@ -170,12 +178,16 @@ def transition_table(
             if sum(ms) == functools.reduce(operator.or_, ms) and all(
                 a == STILL or a in simple[i] for i, a in enumerate(joint)
             ):
-                distributions.append([(1.0, new(GridState, (step1, now[::-1], rocks, blocks, doors, keys)))])
+                together = now[::-1]
+                s = new(GridState, (step1, intern(together, together), rocks, blocks, doors, keys))
+                distributions.append([(1.0, s)])
                 continue
             dist = _compose(st, base, start, per_agent, joint)
-            distributions.append(
-                dist if dist is not None else list(successor_distribution(st, max_steps, p, num_actions, state, joint))
-            )
+            if dist is None:
+                dist = list(successor_distribution(st, max_steps, p, num_actions, state, joint))
+            if canon is not None:
+                dist = [(q, canonical_state(cast(GridState, s), canon)) for q, s in dist]
+            distributions.append(dist)
 
     # Position of each choice combination's distribution: agent i's choice contributes (position of its
     # canonical action among agent i's distinct ones) * stride_i, agent 0 with stride 1.
@@ -189,6 +201,22 @@ def transition_table(
         stride *= len(distinct[i])
     index = [sum(t) for t in product(*contributions[::-1])]
     return TransitionTable(distributions, index)
+
+
+def _same(value: tuple[object, ...], _default: tuple[object, ...]) -> tuple[object, ...]:
+    """``canon.setdefault`` without an intern table: every part is its own canonical object."""
+    return value
+
+
+def canonical_state(state: GridState, canon: Canon) -> GridState:
+    """``state`` with each part (agents tuple, rocks, blocks, doors, keys) replaced by its canonical object in
+    ``canon`` (added when new); ``state`` itself when every part already is."""
+    intern = canon.setdefault
+    parts = state[1:]
+    shared = tuple(intern(x, x) for x in parts)
+    if all(x is y for x, y in zip(shared, parts, strict=True)):
+        return state
+    return tuple.__new__(GridState, (state[0], *shared))
 
 
 def _compose(
@@ -250,97 +278,4 @@ def _build(st: Statics, base: GridState, start: frozenset[Pos], options: list[Op
     )
 
 
-Compact = tuple[GridState | tuple[tuple[float, GridState], ...], ...]
-"""A memoised table's distributions: a distribution of one successor with probability 1.0 as that successor, any
-other as the tuple of its (probability, successor) pairs."""
-
-
-class TableMemo:
-    """The transition tables of recently seen non-terminal states, keyed by (the state without its step count,
-    the choices); memory bounded to two consecutive steps' worth of entries.
-
-    Why it is exact: the dynamics (GRIDWORLD.md) read the step count only for the horizon (rule 1), so a
-    non-terminal state's table equals that of any non-terminal state with the same agents and objects, each
-    successor's step count being the state's plus one (same successors, same order, same floats).
-
-    Two generations: tables computed for states of step ``step`` (``current``) and of the step before
-    (``previous``). A state one step later than ``step`` starts a new generation (``current`` becomes
-    ``previous``, the older one is dropped), a state of any other step (an episode reset) clears both. An entry
-    found in ``previous`` moves to ``current``, so a configuration that recurs step after step stays. Tables of
-    the last non-terminal step (``max_steps - 1``) are not kept: only states of that step could use them. In a
-    breadth-first sweep over every joint action every configuration of a level recurs at the next (all agents
-    ``still``), so each level empties ``previous`` and the memo is empty at the end of the sweep. Not pickled
-    (a copy starts empty).
-    """
-
-    __slots__ = ("current", "last_step", "previous", "step")
-
-    def __init__(self, max_steps: int) -> None:
-        self.last_step = max_steps - 1
-        self.step = -2
-        self.current: dict[tuple[object, ...], tuple[Compact, Sequence[int]]] = {}
-        self.previous: dict[tuple[object, ...], tuple[Compact, Sequence[int]]] = {}
-
-    def __reduce__(self) -> tuple[type[TableMemo], tuple[int]]:
-        return (TableMemo, (self.last_step + 1,))
-
-    def __len__(self) -> int:
-        return len(self.current) + len(self.previous)
-
-    def clear(self) -> None:
-        """Drop every entry."""
-        self.current = {}
-        self.previous = {}
-
-    def table(
-        self,
-        st: Statics,
-        max_steps: int,
-        stumble_probability: float,
-        num_actions: int,
-        state: GridState,
-        choices: Sequence[Sequence[int]],
-    ) -> TransitionTable:
-        """:func:`transition_table` of ``state``, from the memo when it holds the state's configuration."""
-        step = state.step
-        if step >= max_steps:
-            return transition_table(st, max_steps, stumble_probability, num_actions, state, choices)
-        if step != self.step:
-            if step == self.step + 1:
-                self.previous = self.current
-            else:
-                self.previous = {}
-            self.current = {}
-            self.step = step
-        key = (*state[1:], *map(tuple, choices))
-        entry = self.previous.pop(key, None)
-        if entry is None:
-            entry = self.current.get(key)
-        if entry is None:
-            table = transition_table(st, max_steps, stumble_probability, num_actions, state, choices)
-            if step < self.last_step:
-                self.current[key] = (_compact(table.distributions), table.index)
-            return table
-        if step < self.last_step:
-            self.current[key] = entry
-        return TransitionTable(_expand(entry[0], step + 1), entry[1])
-
-
-def _compact(distributions: Sequence[Successors]) -> Compact:
-    """The memo form of a table's distributions (see :data:`Compact`; the successors are GridStates)."""
-    return cast(Compact, tuple(d[0][1] if len(d) == 1 and d[0][0] == 1.0 else tuple(d) for d in distributions))
-
-
-def _expand(compact: Compact, step: int) -> list[Successors]:
-    """The distributions of a memoised table with every successor's step count set to ``step``."""
-    new = tuple.__new__
-    head = (step,)
-    return [
-        [(1.0, new(GridState, head + d[1:]))]
-        if isinstance(d, GridState)
-        else [(p, new(GridState, head + s[1:])) for p, s in d]
-        for d in compact
-    ]
-
-
-__all__ = ["TableMemo", "transition_table"]
+__all__ = ["canonical_state", "transition_table"]

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from humanpower.goals import GoalSet
-from humanpower.worlds.grid.batch import TableMemo
 from humanpower.worlds.grid.dynamics import Statics, successor_distribution
 from humanpower.worlds.grid.goals import Rect, RectGoal, parse_goal_text, rect_text
+from humanpower.worlds.grid.memo import TableMemo
 from humanpower.worlds.grid.state import (
     COLOURS,
     DIRECTION_CODES,
@@ -176,7 +176,7 @@ class GridWorld(SimulatedWorld):
         """Successor distributions for every combination of per-agent action ``choices`` at once (the batch hook
         of :class:`~humanpower.worlds.protocol.BatchTransitionModel`; :mod:`humanpower.worlds.grid.batch`):
         equal to ``transition_probabilities`` per joint action, successors in the same order. Memoised on the
-        state without its step count (:class:`~humanpower.worlds.grid.batch.TableMemo`: the last two steps)."""
+        state without its step count (:class:`~humanpower.worlds.grid.memo.TableMemo`: the last two steps)."""
         assert isinstance(state, GridState)
         return self._tables.table(
             self.statics, self.max_steps, self.stumble_probability, self.num_actions, state, choices

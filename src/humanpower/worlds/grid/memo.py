@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from humanpower.worlds.grid.batch import Canon, canonical_state, transition_table
+from humanpower.worlds.grid.batch import Canon, canonical_state, check_choices, transition_table
 from humanpower.worlds.grid.dynamics import Statics
 from humanpower.worlds.grid.state import AgentState, GridState
 from humanpower.worlds.protocol import Successors, TransitionTable
@@ -90,12 +90,18 @@ class TableMemo:
             self.step = step
         canon = self.canon
         wanted = tuple(map(tuple, choices))
-        key = (*state[1:], canon.setdefault(wanted, wanted))
+        shared = canon.get(wanted)
+        if shared is None:  # choices not seen since the last reset: checked once
+            check_choices(choices, len(state[1]), num_actions)
+            shared = canon[wanted] = wanted
+        key = (*state[1:], shared)
         entry = self.previous.pop(key, None)
         if entry is None:
             entry = self.current.get(key)
         if entry is None:
-            table = transition_table(st, max_steps, stumble_probability, num_actions, state, choices, canon)
+            table = transition_table(
+                st, max_steps, stumble_probability, num_actions, state, choices, canon, checked=True
+            )
             if step < self.last_step:
                 self.current[key] = _entry(state, table, canon)
             return table

@@ -17,7 +17,8 @@ state is (peak RSS after solving - RSS after imports and loading the world) / st
 1,000,000 states is the baseline plus one million times that (the arrays and Python state objects all grow
 linearly with the state count; per-level temporaries are bounded by the chunk size).
 The DAG build's own memory is reported too: ``dag_bytes_per_state`` is (peak RSS right after the batch build -
-RSS before it) / states, taken before any other build (``dag_old_bytes_per_state`` for ``--baseline-src``).
+RSS before it) / states, taken before any other build (``dag_old_bytes_per_state`` for ``--baseline-src``), and
+``configurations``, the number of distinct states without their step count.
 Bars: Phase 1 + Phase 2 >= 5,000 states/s on the >= 100k-state world; < 4 GB estimated for 1M states.
 """
 
@@ -98,6 +99,8 @@ def run_one(
         "dag_states_per_cpu_s": n / dag_cpu,
         "dag_peak_mb": dag_peak_mb,
         "dag_bytes_per_state": (dag_peak_mb - base_mb) * 2**20 / n,
+        # The states without their step count: the gridworld's table memo computes one table per configuration.
+        "configurations": len({s[1:] for s in dag.states}),
     }
     if dag_only:
         return _with_baseline(out, world, dag, baseline)
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results.values():
         line = (
             f"{r['world']}: DAG build {r['states']} states, {r['dag_states_per_cpu_s']:.0f} per CPU s, "
-            f"{r['dag_bytes_per_state']:.0f} B per state"
+            f"{r['dag_bytes_per_state']:.0f} B per state, {r['configurations']} configurations"
         )
         if "dag_speedup" in r:
             line += (

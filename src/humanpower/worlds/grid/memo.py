@@ -41,7 +41,8 @@ class TableMemo:
     Memory: an entry holds its key, one reference per distribution and the parts it was built from; the parts are
     canonical (the intern table maps each agents tuple, rocks, blocks, doors and keys tuple to one object), so the
     entries and the states of a DAG share them. The intern table (one slot per distinct part) lives until the next
-    reset or :meth:`clear`. Not pickled (a copy starts empty).
+    reset or :meth:`clear`. Not pickled (a copy starts empty). An entry is valid whatever its generation, so
+    concurrent callers can only make each other lose entries, never get a wrong table.
     """
 
     __slots__ = ("canon", "current", "last_step", "previous", "step")

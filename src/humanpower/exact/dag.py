@@ -18,7 +18,6 @@ Layout (all numpy, float64 probabilities):
 
 from __future__ import annotations
 
-import functools
 import gc
 import itertools
 import sys
@@ -113,6 +112,8 @@ def _estimate_bytes(num_states: int, arrays: int, done: int) -> float:
 MAX_DAG_BYTES = 2 * 2**30
 """Default memory limit of :func:`build_dag`'s up-front check: the row table alone (4 bytes per joint action and
 state) may not need more than this at ``max_states`` states."""
+FIRST_USE_CACHE = 4096
+"""Index tuples whose order of first use :class:`_Builder` remembers."""
 MAX_JOINT_ACTIONS = 2**20
 """Most joint actions (``num_actions ** num_agents``) one state may expand in :func:`build_dag`."""
 
@@ -170,10 +171,10 @@ def build_dag(
     start_time = time.perf_counter()
     builder = _Builder(world, max_states)
     n_prof = builder.n_prof
-    table_of: Callable[[State], TransitionTable] | None = None
+    table_of: Callable[[State, list[list[int]]], TransitionTable] | None = None
     if batch and isinstance(world, BatchTransitionModel):
-        every_action = [list(range(world.num_actions))] * world.num_agents
-        table_of = functools.partial(world.transition_table, choices=every_action)
+        table_of = world.transition_table
+    every_action = [list(range(world.num_actions))] * world.num_agents
     states = builder.states
     level_offsets = [0]
     terminal = array("b")
@@ -203,7 +204,7 @@ def build_dag(
                 dists: Sequence[Successors]
                 which: Sequence[int]
                 if table_of is not None:
-                    table = table_of(s)
+                    table = table_of(s, every_action)
                     calls += 1
                     dists, which = table.distributions, table.index
                     if len(which) != n_prof:
@@ -263,12 +264,13 @@ class _Builder:
         self.row_offsets = array("q", [0])
         self.succ = array("i")
         self.prob = array("d")
+        self.first_use: dict[int, tuple[tuple[int, ...], list[int]]] = {}
 
     def expand(self, i: int, dists: Sequence[Successors], which: Sequence[int]) -> None:
         """Store the rows of state ``i``: profile ``j`` has distribution ``dists[which[j]]`` (each distinct
         distribution is read and checked once, in the order of first use, so ids follow the per-profile order)."""
         identity = isinstance(which, range) and which == range(len(dists))
-        order: Iterable[int] = which if identity else dict.fromkeys(which)
+        order: Iterable[int] = which if identity else self._first_use(which)
         row_of_dist = [-1] * len(dists)
         local: dict[Hashable, int] = {}
         index_get, local_get = self.index.get, local.get
@@ -293,6 +295,21 @@ class _Builder:
                 row = self._row(local, successors, i, which, k)
             row_of_dist[k] = row
         self.row_of.extend(row_of_dist if identity else [row_of_dist[k] for k in which])
+
+    def _first_use(self, which: Sequence[int]) -> Iterable[int]:
+        """The distinct entries of ``which`` in order of first use. Remembered for tuples (immutable; worlds often
+        return the same index object for many states): keyed by identity, holding the tuple so that its id stays
+        its own, at most ``FIRST_USE_CACHE`` of them."""
+        if type(which) is not tuple:
+            return dict.fromkeys(which)
+        known = self.first_use.get(id(which))
+        if known is not None and known[0] is which:
+            return known[1]
+        order = list(dict.fromkeys(which))
+        if len(self.first_use) >= FIRST_USE_CACHE:
+            self.first_use.clear()
+        self.first_use[id(which)] = (which, order)
+        return order
 
     def _row(self, local: dict[Hashable, int], successors: Successors, i: int, which: Sequence[int], k: int) -> int:
         """The row of distribution ``k`` of state ``i`` (``which`` maps profiles to distributions), added unless

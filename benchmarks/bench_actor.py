@@ -7,8 +7,8 @@ are per CPU second of this process and comparable on a shared machine):
 
 1. **Successor sets.** States and target-draw human actions from a seeded actor rollout; for each, the exact
    successor distribution of every joint robot action. Old: one ``transition_probabilities`` call per joint robot
-   action (``generic_transition_table``). New: one batch call (``transition_table``, no memo). Both are checked to
-   give equal distributions.
+   action (``generic_transition_table``). New: one batch call (``GridWorld.transition_table``: no actor memo, the
+   world's table memo of the last two steps applies). Both are checked to give equal distributions.
 2. **Actor steps.** ``Actor.step`` with the default config and the heuristic human prior (the prior training uses
    on ``large``), robot uniform (beta_r = 0, the warm-up stages; a network policy adds its forward pass). Old:
    ``ActorOptions(batch_transitions=False, successor_cache_size=0)``. New: the defaults (batch hook, memo).

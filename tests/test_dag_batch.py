@@ -3,9 +3,11 @@ limits: identical distributions (same successors, same order, same floats) and i
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,12 +17,13 @@ from hypothesis import strategies as st
 from humanpower.cli.solve_cmd import with_horizon
 from humanpower.errors import UserError
 from humanpower.exact.dag import MAX_JOINT_ACTIONS, StateDag, build_dag
-from humanpower.worlds.grid import GridWorld, bundled_names, load_world
+from humanpower.worlds.grid import GridState, GridWorld, bundled_names, load_world, memo
 from humanpower.worlds.protocol import (
     BatchTransitionModel,
     JointAction,
     State,
     Successors,
+    TransitionTable,
     choice_combinations,
     compose_joint_action,
     generic_transition_table,
@@ -31,6 +34,7 @@ from test_grid_properties import SETTINGS, push_case, random_case
 
 DAG_FIELDS = ("level_offsets", "terminal", "row_of", "state_row_offsets", "row_offsets", "succ", "prob")
 
+
 # Bundled worlds whose DAG both paths build within a test's time, some with a shorter horizon; ``large`` (5 agents,
 # 1,024 joint actions per state) is too big even at horizon 2 for the per-joint-action path: its tables are
 # compared state by state in test_table_equals_per_action_on_large.
@@ -40,6 +44,8 @@ def horizon_cap(world: GridWorld) -> int:
     states grow with the joint action count per level."""
     joint = world.num_actions**world.num_agents
     return 6 if joint <= 16 else 4 if joint <= 64 else 3
+
+
 SMALL = [n for n in bundled_names() if n != "large"]
 FEW = settings(SETTINGS, max_examples=40)
 
@@ -67,11 +73,17 @@ def assert_table_matches(world: GridWorld, state: State, choices: list[list[int]
 
 @pytest.mark.parametrize("name", SMALL)
 def test_batch_dag_identical_on_bundled_worlds(name: str) -> None:
+    """The batch build (memoised tables included) gives the per-joint-action DAG."""
     world = load_world(name)
     if world.max_steps > horizon_cap(world):
         world = with_horizon(world, horizon_cap(world))
     assert isinstance(world, BatchTransitionModel)
     batch = build_dag(world, max_states=100_000, progress=False)
+    # Every configuration of a level recurs at the next (all agents still): the sweep empties the table memo.
+    assert len(world._tables) == 0
+    # The states share canonical parts: equal agents tuples (rocks, ...) are one object.
+    for k in range(1, 6):
+        assert len({id(s[k]) for s in batch.states}) == len({s[k] for s in batch.states})
     generic = build_dag(world, max_states=100_000, progress=False, batch=False)
     assert_same_dag(batch, generic)
     assert batch.transition_calls == int((~batch.terminal).sum())
@@ -210,3 +222,101 @@ def test_state_limit_checked_while_a_state_expands(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"max_states=5 .*0 expanded"):
         build_dag(world, max_states=5, progress=False, batch=False)
     assert calls < 100 < 4**6
+
+
+def _steps_of(state: GridState, world: GridWorld) -> list[GridState]:
+    """``state`` at every non-terminal step, in order (the memo's generations one after another)."""
+    return [state._replace(step=k) for k in range(world.max_steps)]
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+@FEW
+def test_memoised_tables_equal_per_action_at_later_steps(seed: int) -> None:
+    """The same configuration one step later comes from TableMemo (no new computation) and still equals the
+    per-joint-action distributions there, for all agents' choices and for robot choices."""
+    for make in (random_case, push_case):
+        world, state, joint = make(seed)
+        humans = [joint[h] for h in world.humans]
+        for choices in (all_choices(world), robot_choices(world, humans)):
+            world.clear_transition_cache()
+            with mock.patch.object(memo, "transition_table", wraps=memo.transition_table) as computed:
+                for s in _steps_of(state, world):
+                    assert_table_matches(world, s, choices)
+            assert computed.call_count == 1
+
+
+def test_memo_keeps_two_steps_and_forgets_on_a_jump() -> None:
+    world = with_horizon(load_world("warehouse"), 6)
+    choices = all_choices(world)
+    s0 = world.initial_state()
+    moved = world.transition_table(s0, choices)[3][0][1]  # agent 1 turned left
+    world.transition_table(s0, choices)
+    assert len(world._tables) == 1
+    world.transition_table(moved._replace(step=0), choices)
+    world.transition_table(s0._replace(step=1), choices)  # moves s0's entry to the step-1 generation
+    assert len(world._tables) == 2 and len(world._tables.previous) == 1
+    world.transition_table(s0._replace(step=2), choices)  # the step-0 generation (moved's entry) is dropped
+    assert len(world._tables) == 1
+    world.transition_table(s0._replace(step=5), choices)  # the last non-terminal step: nothing is kept
+    assert len(world._tables) == 0
+    world.transition_table(s0._replace(step=3), choices)
+    world.transition_table(s0._replace(step=1), choices)  # an episode reset: a new memo
+    assert len(world._tables) == 1 and not world._tables.previous
+    copy = pickle.loads(pickle.dumps(world))
+    assert len(copy._tables) == 0 and copy._tables.last_step == world._tables.last_step
+    assert copy.transition_table(s0, choices) == world.transition_table(s0, choices)
+
+
+class FaultyWorld:
+    """Two agents with two actions over ``(step, node)`` states; joint action ``fault_at`` breaks the protocol
+    in the way ``fault`` names (from the initial state on). With ``batch``, it also has the batch hook."""
+
+    num_agents, num_actions, humans, robots, max_steps = 2, 2, (0,), (1,), 3
+
+    def __init__(self, fault: str, fault_at: JointAction) -> None:
+        self.fault, self.fault_at = fault, fault_at
+
+    def initial_state(self) -> State:
+        return (0, 0)
+
+    def is_terminal(self, state: tuple[int, int]) -> bool:
+        return state[0] >= self.max_steps
+
+    def step_count(self, state: tuple[int, int]) -> int:
+        return state[0]
+
+    def transition_probabilities(self, state: tuple[int, int], joint_action: JointAction) -> Successors:
+        step, node = state
+        if tuple(joint_action) != self.fault_at:
+            return [(0.5, (step + 1, node)), (0.5, (step + 1, 1 - node))]
+        return {
+            "empty": [],
+            "sum": [(0.5, (step + 1, node))],
+            "skip": [(1.0, (step + 2, node))],
+            "back": [(1.0, (step, node))],
+        }[self.fault]
+
+
+class FaultyBatchWorld(FaultyWorld):
+    def transition_table(self, state: State, choices: list[list[int]]) -> TransitionTable:
+        return generic_transition_table(self, state, choices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("empty", r"\(0, 0\) has no successors under \(1, 0\)"),
+        ("sum", r"\(0, 0\) under \(1, 0\) sum to 0.5, not 1"),
+        ("skip", r"from \(0, 0\) \(step 0\) to \(2, 0\) \(step 2\) does not advance"),
+        ("back", r"from \(0, 0\) leads back to \(0, 0\) at step 0"),
+    ],
+)
+def test_protocol_faults_named(batched: bool, fault: str, message: str) -> None:
+    """A world breaking the protocol is refused with the state and the first joint action showing it."""
+    world = (FaultyBatchWorld if batched else FaultyWorld)(fault, (1, 0))
+    assert isinstance(world, BatchTransitionModel) == batched
+    with pytest.raises(UserError, match=message):
+        build_dag(world, progress=False)  # type: ignore[arg-type]
+    fine = (FaultyBatchWorld if batched else FaultyWorld)(fault, (2, 2))  # never taken: no fault
+    assert build_dag(fine, progress=False).num_states == 7  # type: ignore[arg-type]

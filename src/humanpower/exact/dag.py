@@ -18,12 +18,12 @@ Layout (all numpy, float64 probabilities):
 
 from __future__ import annotations
 
-import functools
+import gc
 import itertools
 import sys
 import time
 from array import array
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,6 +112,8 @@ def _estimate_bytes(num_states: int, arrays: int, done: int) -> float:
 MAX_DAG_BYTES = 2 * 2**30
 """Default memory limit of :func:`build_dag`'s up-front check: the row table alone (4 bytes per joint action and
 state) may not need more than this at ``max_states`` states."""
+FIRST_USE_CACHE = 4096
+"""Index tuples whose order of first use :class:`_Builder` remembers."""
 MAX_JOINT_ACTIONS = 2**20
 """Most joint actions (``num_actions ** num_agents``) one state may expand in :func:`build_dag`."""
 
@@ -169,10 +171,10 @@ def build_dag(
     start_time = time.perf_counter()
     builder = _Builder(world, max_states)
     n_prof = builder.n_prof
-    table_of: Callable[[State], TransitionTable] | None = None
+    table_of: Callable[[State, list[list[int]]], TransitionTable] | None = None
     if batch and isinstance(world, BatchTransitionModel):
-        every_action = [list(range(world.num_actions))] * world.num_agents
-        table_of = functools.partial(world.transition_table, choices=every_action)
+        table_of = world.transition_table
+    every_action = [list(range(world.num_actions))] * world.num_agents
     states = builder.states
     level_offsets = [0]
     terminal = array("b")
@@ -182,6 +184,11 @@ def build_dag(
 
     bar = tqdm(desc="state DAG", unit=" states", disable=not progress or not sys.stderr.isatty(), file=sys.stderr)
     level_start, level_stop = 0, 1
+    # The cyclic garbage collector is paused while the states pile up (restored in the finally below): the build
+    # creates no reference cycles, and each full collection would traverse every state found so far (tuple
+    # subclasses such as namedtuples are never untracked), a third of the build's time on warehouse.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         while level_start < level_stop:
             level_offsets.append(level_stop)
@@ -197,13 +204,12 @@ def build_dag(
                 dists: Sequence[Successors]
                 which: Sequence[int]
                 if table_of is not None:
-                    table = table_of(s)
+                    table = table_of(s, every_action)
                     calls += 1
                     dists, which = table.distributions, table.index
                     if len(which) != n_prof:
                         raise UserError(
-                            f"world: transition_table returned {len(which)} entries at state {s!r}, "
-                            f"expected {n_prof}"
+                            f"world: transition_table returned {len(which)} entries at state {s!r}, expected {n_prof}"
                         )
                 else:
                     dists = _LazyProfiles(world, s, world.num_agents, world.num_actions)
@@ -219,6 +225,8 @@ def build_dag(
         bar.update(len(states) - bar.n)
     finally:
         bar.close()
+        if collecting:
+            gc.enable()
 
     n = len(states)
     dag = StateDag(
@@ -256,44 +264,60 @@ class _Builder:
         self.row_offsets = array("q", [0])
         self.succ = array("i")
         self.prob = array("d")
+        self.first_use: dict[int, tuple[tuple[int, ...], list[int]]] = {}
 
     def expand(self, i: int, dists: Sequence[Successors], which: Sequence[int]) -> None:
         """Store the rows of state ``i``: profile ``j`` has distribution ``dists[which[j]]`` (each distinct
-        distribution is read and checked once, at its first profile, so ids follow the per-profile order)."""
+        distribution is read and checked once, in the order of first use, so ids follow the per-profile order)."""
+        identity = isinstance(which, range) and which == range(len(dists))
+        order: Iterable[int] = which if identity else self._first_use(which)
         row_of_dist = [-1] * len(dists)
         local: dict[Hashable, int] = {}
-        rows = []
         index_get, local_get = self.index.get, local.get
         succ, prob, row_offsets = self.succ, self.prob, self.row_offsets
         level_stop = self.level_stop
-        for j, k in enumerate(which):
-            row = row_of_dist[k]
-            if row < 0:
-                successors = dists[k]
-                if len(successors) == 1 and successors[0][0] == 1.0:
-                    # The common case, inline: one successor with probability 1 (row key: its id alone).
-                    s2 = successors[0][1]
-                    sid = index_get(s2)
-                    if sid is None or sid < level_stop:
-                        sid = self._new_state(i, s2, sid)
-                    row = local_get(sid, -1)
-                    if row < 0:
-                        row = len(row_offsets) - 1
-                        local[sid] = row
-                        succ.append(sid)
-                        prob.append(1.0)
-                        row_offsets.append(len(succ))
-                else:
-                    row = self._row(local, successors, i, j)
-                row_of_dist[k] = row
-            rows.append(row)
-        self.row_of.extend(rows)
+        for k in order:
+            successors = dists[k]
+            if len(successors) == 1 and successors[0][0] == 1.0:
+                # The common case, inline: one successor with probability 1 (row key: its id alone).
+                s2 = successors[0][1]
+                sid = index_get(s2)
+                if sid is None or sid < level_stop:
+                    sid = self._new_state(i, s2, sid)
+                row = local_get(sid, -1)
+                if row < 0:
+                    row = len(row_offsets) - 1
+                    local[sid] = row
+                    succ.append(sid)
+                    prob.append(1.0)
+                    row_offsets.append(len(succ))
+            else:
+                row = self._row(local, successors, i, which, k)
+            row_of_dist[k] = row
+        self.row_of.extend(row_of_dist if identity else [row_of_dist[k] for k in which])
 
-    def _row(self, local: dict[Hashable, int], successors: Successors, i: int, j: int) -> int:
-        """The row of one distribution of state ``i`` (first used by profile ``j``), added unless the state already
-        has an identical one."""
+    def _first_use(self, which: Sequence[int]) -> Iterable[int]:
+        """The distinct entries of ``which`` in order of first use. Remembered for tuples (immutable; worlds often
+        return the same index object for many states): keyed by identity, holding the tuple so that its id stays
+        its own, at most ``FIRST_USE_CACHE`` of them."""
+        if type(which) is not tuple:
+            return dict.fromkeys(which)
+        known = self.first_use.get(id(which))
+        if known is not None and known[0] is which:
+            return known[1]
+        order = list(dict.fromkeys(which))
+        if len(self.first_use) >= FIRST_USE_CACHE:
+            self.first_use.clear()
+        self.first_use[id(which)] = (which, order)
+        return order
+
+    def _row(self, local: dict[Hashable, int], successors: Successors, i: int, which: Sequence[int], k: int) -> int:
+        """The row of distribution ``k`` of state ``i`` (``which`` maps profiles to distributions), added unless
+        the state already has an identical one."""
         if not successors:
-            raise UserError(f"world: non-terminal state {self.states[i]!r} has no successors under {self._joint(j)}")
+            raise UserError(
+                f"world: non-terminal state {self.states[i]!r} has no successors under {self._joint(which, k)}"
+            )
         index = self.index
         ids = []
         ps = []
@@ -306,7 +330,8 @@ class _Builder:
         total = sum(ps)
         if abs(total - 1.0) > 1e-9:
             raise UserError(
-                f"world: successor probabilities of {self.states[i]!r} under {self._joint(j)} sum to {total}, not 1"
+                f"world: successor probabilities of {self.states[i]!r} under {self._joint(which, k)} sum to {total}, "
+                "not 1"
             )
         key = (tuple(ids), tuple(ps))
         row = local.get(key, -1)
@@ -345,8 +370,9 @@ class _Builder:
         self.states.append(s2)
         return sid
 
-    def _joint(self, j: int) -> JointAction:
-        return profile_action(j, self.n_agents, self.n_actions)
+    def _joint(self, which: Sequence[int], k: int) -> JointAction:
+        """The first joint action whose distribution is ``k`` (for error messages)."""
+        return profile_action(list(which).index(k), self.n_agents, self.n_actions)
 
 
 def profile_action(j: int, num_agents: int, num_actions: int) -> JointAction:

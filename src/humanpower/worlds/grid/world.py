@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from humanpower.goals import GoalSet
-from humanpower.worlds.grid.batch import transition_table
 from humanpower.worlds.grid.dynamics import Statics, successor_distribution
 from humanpower.worlds.grid.goals import Rect, RectGoal, parse_goal_text, rect_text
+from humanpower.worlds.grid.memo import TableMemo
 from humanpower.worlds.grid.state import (
     COLOURS,
     DIRECTION_CODES,
@@ -122,6 +122,7 @@ class GridWorld(SimulatedWorld):
         self.statics = Statics(layout)
         self._cache_size = int(transition_cache_size)
         self._cache: dict[tuple[GridState, JointAction], Successors] = {}
+        self._tables = TableMemo(max_steps)
 
     # --- construction checks ----------------------------------------------------------------------------
 
@@ -174,9 +175,10 @@ class GridWorld(SimulatedWorld):
     def transition_table(self, state: State, choices: Sequence[Sequence[int]]) -> TransitionTable:
         """Successor distributions for every combination of per-agent action ``choices`` at once (the batch hook
         of :class:`~humanpower.worlds.protocol.BatchTransitionModel`; :mod:`humanpower.worlds.grid.batch`):
-        equal to ``transition_probabilities`` per joint action, successors in the same order."""
+        equal to ``transition_probabilities`` per joint action, successors in the same order. Memoised on the
+        state without its step count (:class:`~humanpower.worlds.grid.memo.TableMemo`: the last two steps)."""
         assert isinstance(state, GridState)
-        return transition_table(
+        return self._tables.table(
             self.statics, self.max_steps, self.stumble_probability, self.num_actions, state, choices
         )
 
@@ -210,8 +212,9 @@ class GridWorld(SimulatedWorld):
         return (a.x, a.y)
 
     def clear_transition_cache(self) -> None:
-        """Empty the opt-in transition memo (no effect when it is disabled)."""
+        """Empty the opt-in transition memo (no effect when it is disabled) and the transition table memo."""
         self._cache.clear()
+        self._tables.clear()
 
     def render(self, state: GridState | None = None, **kw: Any) -> NDArray[np.uint8]:
         """An RGB image of ``state`` (default: the initial state); see ``grid.render.render_state``."""

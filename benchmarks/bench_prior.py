@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_prior.py [--worlds trivial two_humans ...] [--no-learned] [--budget-minutes 5]
-                                     [--seed 0] [--max-states 400000] [--json]
+    python benchmarks/bench_prior.py [--worlds trivial two_humans ...] [--no-learned | --phase1-only [--clock cpu]]
+                                     [--budget-minutes 10] [--seed 0] [--max-states 400000] [--json]
 
 For every world the exact solver handles (the bundled worlds but ``large``, by default), in this process: the
 reachable state DAG, the exact Phase 1 prior and the exact solution with it (equations (1)-(9)), then the
@@ -15,13 +15,20 @@ shortest-path distances (what the learner uses where the exact prior does not fi
 scale: a prior no better than uniform has learned nothing), and the learned prior of issue 11.
 
 The learned column runs ``humanpower train WORLD --human-prior learned --budget-minutes B --seed S`` in a child
-process (the whole train command: Phase 1 then Phase 2), then ``humanpower eval RUN --json`` in another, and
-reports its ``prior_tv_*`` keys and ``policy_gap_closed``. When train refuses the flag or the run fails, the
-column says ``n/a`` with the reason (the child's last line); ``--no-learned`` skips it.
+process (the whole train command: Phase 1 then Phase 2; B defaults to train's own default, 10), then
+``humanpower eval RUN --json`` in another, and reports its ``prior_tv_*`` keys and ``policy_gap_closed``. When
+train refuses the flag or the run fails, the column says ``n/a`` with the reason (the child's last line);
+``--no-learned`` skips it. ``--phase1-only`` trains Phase 1 alone, in this process, through the train command's
+own code path (:func:`phase1_column`: ``api.auto_config`` with ``human_prior: learned`` and the budget, which
+probes Phase 1 and sets its time limit ``phase1_max_seconds`` and step cap, then the same ``Phase1Trainer``),
+and measures the frozen prior; it saves Phase 2's minutes. ``--clock cpu`` counts Phase 1's time limit in process
+CPU seconds instead of wall seconds: what Phase 1 gets with a core to itself, on a machine shared with others.
 
 CPU seconds (``time.process_time``, comparable on a shared machine): ``setup`` = DAG + exact Phase 1 and 2 +
 visit probabilities; ``heur`` = the heuristic prior's table and TV summaries; ``pairs/cpu s`` = reachable pairs
-per CPU second of ``heur``. ``--json`` prints one object: ``{"command": ..., "rows": [...]}``.
+per CPU second of ``heur``; ``learned cpu s``: Phase 1's CPU seconds and training steps (``--phase1-only``) or
+the whole train command's. The ``bar`` column: the learned prior's mean TV is at most 0.05 and below the
+heuristic prior's (issue 11). ``--json`` prints one object: ``{"command": ..., "rows": [...]}``.
 """
 
 from __future__ import annotations

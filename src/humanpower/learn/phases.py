@@ -221,12 +221,15 @@ class Phase1Trainer:
         """The clock of the time limit ``settings.max_seconds`` (wall clock by default)."""
         self.clock_seconds = 0.0
         """Seconds of ``clock`` Phase 1 has trained (over every session of a resumed run)."""
+        self._turn = 0.0
+        """Seconds of ``clock`` the last loop turn (collection, training step, checkpoint) took."""
 
     @property
     def out_of_time(self) -> bool:
-        """Whether the time limit (``phase1_max_seconds``) is spent."""
+        """Whether the time limit (``phase1_max_seconds``) is spent: less than half the last loop turn is left
+        (so that the limit is overrun by half a turn at most, on average; a turn on ``large`` is about a second)."""
         limit = self.settings.max_seconds
-        return limit is not None and self.clock_seconds >= limit
+        return limit is not None and self.clock_seconds + 0.5 * self._turn >= limit
 
     @property
     def done(self) -> bool:
@@ -236,7 +239,8 @@ class Phase1Trainer:
     def _tick(self, since: float) -> float:
         """Add the ``clock`` time since ``since`` to :attr:`clock_seconds` and the learner's time share; now."""
         now = self.clock()
-        self.clock_seconds += now - since
+        self._turn = now - since
+        self.clock_seconds += self._turn
         limit = self.settings.max_seconds
         if limit is not None:
             self.learner.time_share = min(1.0, self.clock_seconds / limit)

@@ -6,17 +6,16 @@ distributions stored once as *rows*), which successors are terminal and which go
 itself) achieves. The targets of (1) are model-based expectations over these cached distributions, so the data
 only decides *which* states are trained, never the fixed point.
 
-Behaviour (:class:`RandomWalkCollector`): a random walk that prefers states it has not compiled yet. From a
-state, every agent, humans and robots, acts uniformly at random; when the successor drawn is one the walk has
-compiled already and the state has non-terminal successors it has not, the walk moves to one of those instead
-(uniformly). When the walk reaches the horizon it restarts, with probability 1/2 at ``world.initial_state()``
-and otherwise at a state drawn uniformly from the *frontier*: the non-terminal successors seen but not compiled
-yet (exploring starts; when the frontier is empty, from the pool of all non-terminal successors seen). Each
-visited non-terminal state is one replay item. A uniform walk revisits the states near the start many times and
-reaches few of the states in the middle of the horizon (on ``locked_in_large``, 16,000 distinct states in 98,000
-visits); this walk compiles a new state at almost every visit until it has covered what it can reach, so replay
-(which holds each state once) covers the reachable states about as fast as compiling allows. The walk reaches
-every reachable state with positive probability; compiled state models are cached per state (bounded), so a
+Behaviour (:class:`RandomWalkCollector`): a random walk that prefers states it has not compiled yet. From a state,
+every agent, humans and robots, acts uniformly at random; when the successor drawn is one the walk has compiled
+already and the state has non-terminal successors it has not, the walk moves to one of those instead (uniformly).
+When the walk reaches the horizon it restarts, with probability 1/2 at ``world.initial_state()`` and otherwise at a
+state drawn uniformly from the *frontier*: the non-terminal successors seen but not compiled yet (exploring starts;
+when the frontier is empty, from the pool of all non-terminal successors seen). Each visited non-terminal state is
+one replay item. A uniform walk revisits the states near the start many times and reaches few of the states in the
+middle of the horizon; this walk compiles a new state at almost every visit until it has covered what it can reach,
+so replay (which holds each state once) covers the reachable states about as fast as compiling allows. The walk
+reaches every reachable state with positive probability; compiled state models are cached per state (bounded), so a
 revisited state costs a dict lookup.
 """
 

@@ -23,10 +23,18 @@ from humanpower.learn.encoding import OneHotGoalEncoder, OneHotStateEncoder
 from humanpower.learn.learner import Learner
 from humanpower.learn.lifecycle import StopRequest
 from humanpower.learn.phase1 import targets as T
-from humanpower.learn.phase1.data import compile_state
+from humanpower.learn.phase1.data import RandomWalkCollector, compile_state
 from humanpower.learn.phase1.learner import Phase1Learner, Phase1Settings
 from humanpower.learn.phase1.prior import LearnedHumanPrior
-from humanpower.learn.phases import PRIOR_FILE, Phase1Trainer, derived_phase1_steps, frozen_prior, phase1_folder
+from humanpower.learn.phases import (
+    PRIOR_FILE,
+    STEP_CAP_FACTOR,
+    Phase1Trainer,
+    derived_phase1_steps,
+    frozen_prior,
+    phase1_folder,
+    plan_phase1,
+)
 from humanpower.params import TheoryParams
 from humanpower.worlds.grid.distances import GridDistances
 from humanpower.worlds.protocol import SimulatorModel
@@ -134,6 +142,20 @@ def test_tabular_targets_reach_the_exact_fixed_point(name: str, nu_h: float, tmp
     assert checked > 0
 
 
+# -- the walk prefers states it has not compiled -----------------------------------------------------------------
+def test_walk_prefers_new_states_and_restarts_at_the_frontier() -> None:
+    world = load_world("locked_in")
+    collector = RandomWalkCollector(world, [world.goal_set(h) for h in world.humans], seed=0)
+    seen = {collector.step().state for _ in range(3000)}
+    assert len(seen) >= 1150
+    assert len(collector.frontier) > 0
+    assert not any(collector.compiled(s) for s in collector.frontier.items)
+    assert all(not world.is_terminal(s) for s in collector.frontier.items)
+    restored = RandomWalkCollector(world, collector.goal_sets, seed=1)
+    restored.load_state_dict(collector.state_dict())
+    assert restored.frontier.items == collector.frontier.items and restored.state == collector.state
+
+
 # -- a short neural run beats the uniform and the heuristic prior -----------------------------------------------
 def _mean_tv(prior: Any, exact: Any, dag: Any, world: SimulatorModel, human_pos: int) -> float:
     """Mean TV over reachable non-terminal (state, goal) pairs whose goal is not achieved."""
@@ -149,7 +171,7 @@ def _mean_tv(prior: Any, exact: Any, dag: Any, world: SimulatorModel, human_pos:
     return float((0.5 * np.abs(pi - exact.pi[human_pos][ids]).sum(-1))[~achieved].mean())
 
 
-@pytest.mark.parametrize(("name", "steps"), [("trivial", 500), ("two_small", 300)])
+@pytest.mark.parametrize(("name", "steps"), [("trivial", 800), ("two_small", 300)])
 def test_short_neural_run_beats_uniform_and_heuristic(name: str, steps: int, tmp_path: Path) -> None:
     world = _two_small(tmp_path) if name == "two_small" else load_world(name)
     cfg = Phase2Config(
@@ -274,6 +296,50 @@ def test_resume_continues_the_phase_it_was_in(tmp_path: Path, monkeypatch: pytes
             assert torch.equal(value, saved[key])
 
 
+class _FakeClock:
+    """A clock that advances ``tick`` seconds at every reading."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_time_limit_ends_phase1_and_its_lr_decay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = load_world("trivial")
+    cfg = Phase2Config.from_dict({**TINY, "phase1_train_steps": 10**6, "phase1_max_seconds": 30.0})
+    setup = build_setup(world, cfg, reference=False)
+    run = tmp_path / "run"
+    first = Phase1Trainer(world, cfg, setup.state_encoder, setup.goal_encoders, run, clock=_FakeClock(1.0))
+    stop = StopRequest()
+    with monkeypatch.context() as m, stop.installed():
+        _interrupt_after(m, Phase1Learner, 5)
+        assert not first.train(stop)  # stopped by the signal: the spent time is in the checkpoint
+    spent = first.clock_seconds
+    assert 5 <= spent < 30
+    second = Phase1Trainer(world, cfg, setup.state_encoder, setup.goal_encoders, run, clock=_FakeClock(1.0))
+    assert second.train(StopRequest(), resume=True)  # the limit, not the 10**6 steps, ends Phase 1
+    assert second.clock_seconds == pytest.approx(30.0) and second.out_of_time
+    steps = second.learner.train_steps
+    assert 30 - spent - 3 <= steps - first.learner.train_steps <= 30 - spent  # one clock second per loop turn
+    assert (phase1_folder(RunFolder(run)).root / PRIOR_FILE).is_file()
+    # the lr decay ran on the time share: the last step's lr is base / 3, as at the end of a step budget
+    assert second.learner.lr_at(steps) == pytest.approx(cfg.lr_phase1 / 3.0)
+
+
+def test_plan_phase1_gives_a_time_limit_and_a_generous_step_cap() -> None:
+    world = load_world("trivial")
+    cfg = Phase2Config.from_dict({**TINY, "phase1_train_steps": None})
+    setup = build_setup(world, cfg, reference=False)
+    plan = plan_phase1(world, cfg, setup.state_encoder, setup.goal_encoders, 60.0, clock=_FakeClock(0.5))
+    assert plan["phase1_max_seconds"] == 60.0
+    # the probe reads the fake clock about once per timed step: about 0.5 s per step
+    assert plan["phase1_train_steps"] == pytest.approx(STEP_CAP_FACTOR * 60.0 / 0.5, rel=0.2)
+    assert Phase2Config.from_dict({**TINY, **plan}).phase1_max_seconds == 60.0
+
+
 def test_derived_phase1_budget_follows_the_share() -> None:
     no_warmup = {f"warmup_{n}_steps": 0 for n in ("v_h_e", "x_h", "q_r")}
     cfg = Phase2Config(num_episodes=100, steps_per_episode=10, beta_r_rampup_steps=0, **no_warmup)
@@ -286,6 +352,7 @@ def test_derived_phase1_budget_follows_the_share() -> None:
     [
         ({"phase1_budget_share": 1.0}, "phase1_budget_share: must be in (0, 1)"),
         ({"phase1_train_steps": 0}, "phase1_train_steps: must be >= 1 or none"),
+        ({"phase1_max_seconds": 0.0}, "phase1_max_seconds: must be > 0 or none"),
         ({"phase1_states_per_train_step": 0}, "phase1_states_per_train_step: must be >= 1"),
         ({"phase1_batch_size": 64, "phase1_buffer_size": 10}, "phase1_batch_size: must be <= phase1_buffer_size"),
         ({"lr_phase1": 0.0}, "lr_phase1: must be > 0"),

@@ -32,8 +32,7 @@ from humanpower.learn.phase1.prior import LearnedHumanPrior
 from humanpower.learn.phases import PROBE_SECONDS as PHASE1_PROBE_SECONDS
 from humanpower.learn.phases import (
     load_learned_prior,
-    measure_step_seconds,
-    steps_for_seconds,
+    plan_phase1,
     train_in_phases,
     untrained_prior,
     with_phase1_steps,
@@ -230,8 +229,8 @@ def auto_config(
             share = float(given.get("phase1_budget_share", Phase2Config.phase1_budget_share))
             if "phase1_train_steps" not in given:
                 probe_cfg = _setup_config(given).replace(**{k: given[k] for k in PHASE1_FIELDS if k in given})
-                step_s = measure_step_seconds(world, probe_cfg, setup.state_encoder, setup.goal_encoders)
-                given["phase1_train_steps"] = steps_for_seconds(share * left, step_s)
+                plan = plan_phase1(world, probe_cfg, setup.state_encoder, setup.goal_encoders, share * left)
+                given.update({k: v for k, v in plan.items() if k not in given})
             left = (1.0 - share) * left - PHASE1_PROBE_SECONDS
         auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
         # the timing is an estimate: the time limit makes the budget hold when the run turns out slower

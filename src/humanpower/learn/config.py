@@ -254,6 +254,10 @@ class Phase2Config:
     --budget-minutes, the steps that fit phase1_budget_share of the minutes at the Phase 1 speed timed before
     training; otherwise ceil(phase1_budget_share / (1 - phase1_budget_share) x num_episodes x
     steps_per_episode); >= 1."""
+    phase1_max_seconds: float | None = None
+    """Wall-clock seconds after which Phase 1 stops and freezes its prior even before phase1_train_steps (over
+    every session of a resumed run; its learning rate decays by whichever of the two budgets is further spent);
+    None = no time limit. With --budget-minutes: phase1_budget_share of the minutes left after setup; > 0."""
     phase1_budget_share: float = 0.25
     """Share of the run that Phase 1 takes when the prior is learned: with --budget-minutes this share of the
     minutes goes to Phase 1 and the rest to Phase 2; it also sets the derived phase1_train_steps; in (0, 1)."""
@@ -263,8 +267,9 @@ class Phase2Config:
     phase1_batch_size: int = 64
     """States per Phase 1 training batch (each trains every goal and action of every human); >= 1 and <=
     phase1_buffer_size."""
-    phase1_buffer_size: int = 20_000
-    """Phase 1 replay capacity in visited states (oldest overwritten); >= phase1_batch_size."""
+    phase1_buffer_size: int = 200_000
+    """Phase 1 replay capacity in distinct visited states (oldest overwritten: large enough that the states a
+    Phase 1 budget of minutes covers stay in replay); >= phase1_batch_size."""
     lr_phase1: float = 3e-3
     """Learning rate of the Q_h^m networks (Adam; plain SGD for the tabular backend), decaying as
     base / sqrt(1 + t / (phase1_train_steps / 8)); > 0."""
@@ -479,6 +484,7 @@ def _validate(c: Phase2Config) -> None:
     need(c.time_limit_minutes is None or c.time_limit_minutes > 0, "time_limit_minutes", "must be > 0 or none")
     need(c.phase1_train_steps is None or c.phase1_train_steps >= 1, "phase1_train_steps", "must be >= 1 or none")
     need(0 < c.phase1_budget_share < 1, "phase1_budget_share", "must be in (0, 1)")
+    need(c.phase1_max_seconds is None or c.phase1_max_seconds > 0, "phase1_max_seconds", "must be > 0 or none")
     for name in ("lr_q_r", "lr_v_h_e", "lr_x_h", "lr_u_r", "lr_v_r", "lr_phase1", "grad_clip"):
         need(getattr(c, name) > 0, name, "must be > 0")
     need(c.grad_clip_reference_lr > 0, "grad_clip_reference_lr", "must be > 0")

@@ -59,7 +59,11 @@ LOG_ROWS = 50
 CHECKPOINTS = 10
 """Phase 1 writes about this many periodic checkpoints per run (and one when stopped)."""
 PROBE_SECONDS = 3.0
-"""CPU seconds :func:`measure_step_seconds` times Phase 1 for (with ``--budget-minutes``)."""
+"""Seconds :func:`measure_step_seconds` times Phase 1 for (with ``--budget-minutes``)."""
+STEP_CAP_FACTOR = 4.0
+"""With a time limit (:func:`plan_phase1`), Phase 1's step cap is this many times the steps the probe says fit,
+so that the time limit, not the cap, ends Phase 1: the probe's first steps are not representative (they compile
+mostly new states, and a small replay lets successor values come from the memo more often than later)."""
 
 
 def derived_phase1_steps(cfg: Phase2Config) -> int:
@@ -74,17 +78,34 @@ def measure_step_seconds(
     state_encoder: StateEncoder,
     goal_encoders: Sequence[GoalEncoder],
     seconds: float = PROBE_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
-    """Process CPU seconds per Phase 1 training step (with its collection) of a throwaway trainer, timed for
-    about ``seconds`` and at least 3 training steps. Early steps compile mostly new states, so this leans high."""
+    """Seconds of ``clock`` (wall clock by default, the clock of the time limit) per Phase 1 training step (with
+    its collection) of a throwaway trainer, timed for about ``seconds`` and at least 3 training steps."""
     trainer = Phase1Trainer(world, cfg.replace(phase1_train_steps=10**9), state_encoder, goal_encoders, progress=False)
     while trainer.step() is None:  # fill replay with a first batch (not timed)
         pass
-    t0, steps = time.process_time(), 0
-    while steps < 3 or time.process_time() - t0 < seconds:
+    t0, steps = clock(), 0
+    while steps < 3 or clock() - t0 < seconds:
         trainer.step()
         steps += 1
-    return (time.process_time() - t0) / steps
+    return (clock() - t0) / steps
+
+
+def plan_phase1(
+    world: WorldModel,
+    cfg: Phase2Config,
+    state_encoder: StateEncoder,
+    goal_encoders: Sequence[GoalEncoder],
+    seconds: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """The Phase 1 config fields for a time budget of ``seconds`` (``--budget-minutes``): the time limit
+    ``phase1_max_seconds`` and a step cap ``phase1_train_steps`` of :data:`STEP_CAP_FACTOR` times the steps that
+    fit at the probed speed (:func:`measure_step_seconds`)."""
+    step_s = measure_step_seconds(world, cfg, state_encoder, goal_encoders, clock=clock)
+    seconds = max(float(seconds), 1.0)
+    return {"phase1_max_seconds": seconds, "phase1_train_steps": steps_for_seconds(STEP_CAP_FACTOR * seconds, step_s)}
 
 
 def steps_for_seconds(seconds: float, step_seconds: float) -> int:
@@ -182,6 +203,7 @@ class Phase1Trainer:
         run_dir: Path | None = None,
         *,
         progress: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         steps = cfg.phase1_train_steps if cfg.phase1_train_steps is not None else derived_phase1_steps(cfg)
         torch.set_num_threads(cfg.torch_threads)
@@ -195,10 +217,34 @@ class Phase1Trainer:
         """Phase 1 env steps (states collected)."""
         self.seconds = 0.0
         """Process CPU seconds Phase 1 has trained (over every session of a resumed run)."""
+        self.clock = clock
+        """The clock of the time limit ``settings.max_seconds`` (wall clock by default)."""
+        self.clock_seconds = 0.0
+        """Seconds of ``clock`` Phase 1 has trained (over every session of a resumed run)."""
+        self._turn = 0.0
+        """Seconds of ``clock`` the last loop turn (collection, training step, checkpoint) took."""
+
+    @property
+    def out_of_time(self) -> bool:
+        """Whether the time limit (``phase1_max_seconds``) is spent: less than half the last loop turn is left
+        (so that the limit is overrun by half a turn at most, on average; a turn on ``large`` is about a second)."""
+        limit = self.settings.max_seconds
+        return limit is not None and self.clock_seconds + 0.5 * self._turn >= limit
 
     @property
     def done(self) -> bool:
-        return self.learner.train_steps >= self.settings.train_steps
+        """Phase 1 is finished: its training steps are done or its time limit is spent."""
+        return self.learner.train_steps >= self.settings.train_steps or self.out_of_time
+
+    def _tick(self, since: float) -> float:
+        """Add the ``clock`` time since ``since`` to :attr:`clock_seconds` and the learner's time share; now."""
+        now = self.clock()
+        self._turn = now - since
+        self.clock_seconds += self._turn
+        limit = self.settings.max_seconds
+        if limit is not None:
+            self.learner.time_share = min(1.0, self.clock_seconds / limit)
+        return now
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -206,6 +252,7 @@ class Phase1Trainer:
             "collector": self.collector.state_dict(),
             "total_steps": self.total_steps,
             "seconds": self.seconds,
+            "clock_seconds": self.clock_seconds,
         }
 
     def checkpoint(self) -> None:
@@ -226,6 +273,7 @@ class Phase1Trainer:
             raise CheckpointError(f"{found.path}: does not match this run ({exc})") from exc
         self.total_steps = int(d["total_steps"])
         self.seconds = float(d["seconds"])
+        self.clock_seconds = float(d.get("clock_seconds", 0.0))  # checkpoints before the time limit: 0
 
     def step(self) -> dict[str, float] | None:
         """Collect ``phase1_states_per_train_step`` states, then one training step (its losses) once replay can
@@ -238,7 +286,9 @@ class Phase1Trainer:
         return self.learner.train_step()
 
     def train(self, stop: StopRequest, *, resume: bool = False) -> bool:
-        """Train to ``settings.train_steps``; True when Phase 1 finished (False: stopped by a signal)."""
+        """Train to ``settings.train_steps`` or until the time limit is spent; True when Phase 1 finished (False:
+        stopped by a signal). Metric rows and checkpoints come every ``1 / LOG_ROWS`` (``1 / CHECKPOINTS``) of
+        whichever budget, steps or time, ends first."""
         folder = self.folder
         if folder is not None:
             folder.create()
@@ -248,22 +298,27 @@ class Phase1Trainer:
             folder.write_status(status="running", train_steps=self.learner.train_steps, total=self.settings.train_steps)
         learner = self.learner
         budget = self.settings.train_steps
-        log_every = max(1, budget // LOG_ROWS)
-        ckpt_every = max(1, budget // CHECKPOINTS)
+        limit = self.settings.max_seconds if self.settings.max_seconds is not None else math.inf
+        log_every, log_dt = max(1, budget // LOG_ROWS), limit / LOG_ROWS
+        ckpt_every, ckpt_dt = max(1, budget // CHECKPOINTS), limit / CHECKPOINTS
+        next_log, next_ckpt = self.clock_seconds + log_dt, self.clock_seconds + ckpt_dt
         root = folder.root if folder is not None else None
         logger = RunLogger(root, budget, learner.train_steps, self.progress, purge_after=self.total_steps)
         window: dict[str, list[float]] = {}
         t0, n0 = time.process_time(), learner.train_steps
+        tick = self.clock()
         try:
             while not self.done and not stop.requested:
                 losses = self.step()
+                tick = self._tick(tick)
                 if losses is None:
                     continue
                 for k, v in losses.items():
                     window.setdefault(k, []).append(v)
                 logger.advance(1)
                 step = learner.train_steps
-                if step % log_every == 0 or self.done:
+                if step % log_every == 0 or self.clock_seconds >= next_log or self.done:
+                    next_log = self.clock_seconds + log_dt
                     now = time.process_time()
                     self.seconds += now - t0
                     row: dict[str, Any] = {
@@ -274,11 +329,13 @@ class Phase1Trainer:
                         "buffer": len(learner.replay),
                         "train_steps_per_cpu_s": (step - n0) / max(now - t0, 1e-9),
                         "cpu_seconds": self.seconds,
+                        "seconds": self.clock_seconds,
                     }
                     row.update({k: float(np.mean(v)) for k, v in window.items()})
                     t0, n0, window = now, step, {}
                     logger.log(row, step, {"loss": f"{np.mean([row[k] for k in row if k.startswith('loss')]):.2e}"})
-                if folder is not None and step % ckpt_every == 0:
+                if folder is not None and (step % ckpt_every == 0 or self.clock_seconds >= next_ckpt):
+                    next_ckpt = self.clock_seconds + ckpt_dt
                     logger.flush()
                     self.checkpoint()
         finally:
@@ -292,6 +349,7 @@ class Phase1Trainer:
                 status="finished" if self.done else "interrupted",
                 train_steps=learner.train_steps,
                 cpu_seconds=self.seconds,
+                seconds=self.clock_seconds,
             )
         return self.done
 

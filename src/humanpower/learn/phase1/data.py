@@ -6,12 +6,17 @@ distributions stored once as *rows*), which successors are terminal and which go
 itself) achieves. The targets of (1) are model-based expectations over these cached distributions, so the data
 only decides *which* states are trained, never the fixed point.
 
-Behaviour (:class:`RandomWalkCollector`): every agent, humans and robots, acts uniformly at random. When the
-walk reaches the horizon it restarts, with probability 1/2 at ``world.initial_state()`` and otherwise at a state
-drawn uniformly from the pool of non-terminal successors seen so far (exploring starts: states that a uniform
-walk from the start rarely reaches get visited too). Each visited non-terminal state is one replay item. The walk
-reaches every reachable state with positive probability; compiled state models are cached per state (bounded),
-so a revisited state costs a dict lookup.
+Behaviour (:class:`RandomWalkCollector`): a random walk that prefers states it has not compiled yet. From a state,
+every agent, humans and robots, acts uniformly at random; when the successor drawn is one the walk has compiled
+already and the state has non-terminal successors it has not, the walk moves to one of those instead (uniformly).
+When the walk reaches the horizon it restarts, with probability 1/2 at ``world.initial_state()`` and otherwise at a
+state drawn uniformly from the *frontier*: the non-terminal successors seen but not compiled yet (exploring starts;
+when the frontier is empty, from the pool of all non-terminal successors seen). Each visited non-terminal state is
+one replay item. A uniform walk revisits the states near the start many times and reaches few of the states in the
+middle of the horizon; this walk compiles a new state at almost every visit until it has covered what it can reach,
+so replay (which holds each state once) covers the reachable states about as fast as compiling allows. The walk
+reaches every reachable state with positive probability; compiled state models are cached per state (bounded), so a
+revisited state costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from humanpower.worlds.protocol import State, WorldModel, transition_table
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-MODEL_CACHE_STATES = 50_000
-"""Most compiled :class:`StateModel` s the collector keeps for revisits (emptied at once when full)."""
+MODEL_CACHE_STATES = 250_000
+"""Most compiled :class:`StateModel` s the collector keeps for revisits (emptied at once when full; the models of
+states in replay are the same objects, so the cache adds only its dict)."""
 START_POOL_STATES = 100_000
-"""Most states in the exploring-starts pool (reservoir sampling beyond)."""
+"""Most states in the exploring-starts pool (reservoir sampling beyond) and in the frontier (a random entry is
+replaced when full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +195,8 @@ class RandomWalkCollector:
         """Non-terminal successors seen (exploring starts), at most :data:`START_POOL_STATES`."""
         self._pooled: set[State] = set()
         self._offered = 0
+        self.frontier = _Frontier(self.rng)
+        """Non-terminal successors seen and not compiled (exploring starts prefer them)."""
 
     def model(self, state: State) -> StateModel:
         """The compiled model of ``state`` (cached)."""
@@ -196,10 +205,19 @@ class RandomWalkCollector:
             if len(self._models) >= MODEL_CACHE_STATES:
                 self._models.clear()
             m = self._models[state] = compile_state(self.world, state, self.goal_sets, self._achieved)
+            self.frontier.discard(state)
             for s, terminal in zip(m.successors, m.terminal, strict=True):
-                if not terminal and s not in self._pooled:
+                if terminal:
+                    continue
+                if s not in self._pooled:
                     self._offer(s)
+                if s not in self._models:
+                    self.frontier.add(s)
         return m
+
+    def compiled(self, state: State) -> bool:
+        """Whether the collector holds the compiled model of ``state``."""
+        return state in self._models
 
     def _achieved(self, state: State) -> tuple[BoolArray, ...]:
         """Goal masks of ``state``, cached (successors recur across the states of a walk)."""
@@ -225,16 +243,23 @@ class RandomWalkCollector:
 
     def _restart(self) -> State:
         if self.pool and self.rng.random() < 0.5:
+            if len(self.frontier):
+                return self.frontier.sample()
             return self.pool[int(self.rng.integers(len(self.pool)))]
         return self.world.initial_state()
 
     def step(self) -> StateModel:
-        """The model of the current state; then moves on (restarting at the initial state at the horizon)."""
+        """The model of the current state; then moves on (preferring a successor not compiled yet; restarting
+        at the horizon, see the module docs)."""
         m = self.model(self.state)
         row = int(m.profile_rows[int(self.rng.integers(len(m.profile_rows)))])
         lo, hi = int(m.row_offsets[row]), int(m.row_offsets[row + 1])
         pick = lo + int(self.rng.choice(hi - lo, p=m.edge_prob[lo:hi] / m.edge_prob[lo:hi].sum()))
         nxt = m.successors[int(m.edge_node[pick])]
+        if nxt in self._models:
+            new = [k for k, s in enumerate(m.successors) if not m.terminal[k] and s not in self._models]
+            if new:
+                nxt = m.successors[new[int(self.rng.integers(len(new)))]]
         self.state = self._restart() if self.world.is_terminal(nxt) else nxt
         return m
 
@@ -244,11 +269,53 @@ class RandomWalkCollector:
             "rng": self.rng.bit_generator.state,
             "pool": list(self.pool),
             "offered": self._offered,
+            "frontier": list(self.frontier.items),
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore the walk; the model cache starts empty (states compiled before are recompiled when visited)."""
         self.state = d["state"]
         self.rng.bit_generator.state = d["rng"]
         self.pool = list(d["pool"])
         self._pooled = set(self.pool)
         self._offered = int(d["offered"])
+        self.frontier = _Frontier(self.rng, d.get("frontier", ()))  # checkpoints before the frontier: empty
+
+
+class _Frontier:
+    """A set of states with uniform sampling and O(1) add / discard, at most :data:`START_POOL_STATES` (when full,
+    a new state replaces a uniformly drawn one)."""
+
+    def __init__(self, rng: np.random.Generator, items: Sequence[State] = ()) -> None:
+        self.rng = rng
+        self.items: list[State] = []
+        self._where: dict[State, int] = {}
+        for s in items:
+            self.add(s)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, state: State) -> None:
+        if state in self._where:
+            return
+        if len(self.items) >= START_POOL_STATES:
+            k = int(self.rng.integers(len(self.items)))
+            del self._where[self.items[k]]
+            self.items[k] = state
+            self._where[state] = k
+            return
+        self._where[state] = len(self.items)
+        self.items.append(state)
+
+    def discard(self, state: State) -> None:
+        k = self._where.pop(state, None)
+        if k is None:
+            return
+        last = self.items.pop()
+        if k < len(self.items):
+            self.items[k] = last
+            self._where[last] = k
+
+    def sample(self) -> State:
+        return self.items[int(self.rng.integers(len(self.items)))]

@@ -64,6 +64,8 @@ class Phase1Settings:
     device: str
     lr_decay_steps: int | None
     """Time scale of the lr decay ``lr = base / sqrt(1 + t / lr_decay_steps)``; None = constant lr."""
+    max_seconds: float | None = None
+    """Wall-clock seconds Phase 1 may train (``phase1_max_seconds``); None = only ``train_steps`` ends it."""
 
     @classmethod
     def from_config(cls, cfg: Any, train_steps: int) -> Phase1Settings:
@@ -87,6 +89,7 @@ class Phase1Settings:
             seed=cfg.seed,
             device=cfg.device,
             lr_decay_steps=max(1, int(train_steps) // 8),  # the last step trains at about base / 3
+            max_seconds=cfg.phase1_max_seconds,
         )
 
 
@@ -135,6 +138,8 @@ class Phase1Learner:
         self.replay: ReplayBuffer[Phase1Item] = ReplayBuffer(ReplayStorage(settings.buffer_size), UniformSampler())
         self.rng = np.random.default_rng([settings.seed, 13])
         self.train_steps = 0
+        self.time_share = 0.0
+        """Share of ``settings.max_seconds`` spent so far (set by the trainer; 0 without a time limit)."""
         self._in_replay: set[int] = set()
         """State ids currently in replay."""
         self._v_next = [_ValueMemo(len(gs)) for gs in self.goal_sets]
@@ -163,9 +168,16 @@ class Phase1Learner:
 
     # -- one training step --------------------------------------------------------------------------------------
     def lr_at(self, train_step: int) -> float:
-        """The learning rate of training step ``train_step`` (decays from step 0, see :data:`NO_WARMUP`)."""
+        """The learning rate of training step ``train_step`` (decays from step 0, see :data:`NO_WARMUP`).
+
+        With a time limit the decay runs on whichever budget is further spent: the step count is taken as at least
+        ``time_share * train_steps``, so a run that its time limit ends early still finishes its decay.
+        """
         decay = self.settings.lr_decay_steps
-        return self.settings.lr if decay is None else lr_at(train_step, self.settings.lr, NO_WARMUP, decay)
+        if decay is None:
+            return self.settings.lr
+        t = max(train_step, int(self.time_share * self.settings.train_steps))
+        return lr_at(t, self.settings.lr, NO_WARMUP, decay)
 
     def train_step(self) -> dict[str, float]:
         """One gradient step of every human's Q_h^m on a replay batch; returns the loss per human position."""

@@ -200,7 +200,7 @@ def auto_config(
     set ``num_episodes``; ``budget_env_steps``; else ``budget_minutes`` (default 10) converted with the
     learner's measured speed (a few seconds of timing); the time spent building the setup (exact prior and
     reference solution) and timing comes off that budget, and what is left is also the run's
-    ``time_limit_minutes`` (the timing only estimates the speed). Explicit ``overrides`` replace derived values.
+    ``max_seconds`` (the timing only estimates the speed). Explicit ``overrides`` replace derived values.
     """
     from humanpower.learn.autoprobe import PROBE_SECONDS, derive_for_budget, world_facts
 
@@ -234,7 +234,7 @@ def auto_config(
             left = (1.0 - share) * left - PHASE1_PROBE_SECONDS
         auto, _ = derive_for_budget(setup, facts, max(left, 1.0), base, networks)
         # the timing is an estimate: the time limit makes the budget hold when the run turns out slower
-        auto = dataclasses.replace(auto, config=auto.config.replace(time_limit_minutes=max(left, 1.0) / 60.0))
+        auto = dataclasses.replace(auto, config=auto.config.replace(max_seconds=max(left, 1.0)))
     try:
         cfg = auto.config.replace(**given)
     except ConfigError as exc:

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             )
         folder.check_not_busy()  # fail before building the setup; the trainer takes the lock itself
         if "num_episodes" in overrides:  # the episodes asked for are trained: a budget's time limit is lifted
-            overrides["time_limit_minutes"] = None
+            overrides["max_seconds"] = None
         cfg = Phase2Config.from_yaml(folder.config_path).replace(**overrides)
         world = load_world(str(folder.world_path))
         world_name = world.name

@@ -96,10 +96,11 @@ class Phase2Config:
     # --- episodes ---
     num_episodes: int = 10_000
     """Number of training episodes; >= 1. Total env steps = num_episodes * steps_per_episode."""
-    time_limit_minutes: float | None = None
-    """Wall-clock minutes the Phase 2 training loop may run, summed over resumes (None = no limit). The default
-    rule sets it from --budget-minutes, so a run slower than its timing predicted still ends on time: it stops
-    like a finished run, before num_episodes, and says so (run.json time_limit_stop); > 0."""
+    max_seconds: float | None = None
+    """Wall-clock seconds the Phase 2 training loop may run, summed over resumes (None = no limit). With
+    --budget-minutes: the seconds left for Phase 2 after setup and timing, so a run slower than its timing
+    predicted still ends on time: it stops like a finished run, before num_episodes, and says so (run.json
+    time_limit_stop); > 0."""
     steps_per_episode: int = 50
     """Env steps per episode (an episode also ends at the world's horizon); >= 1."""
     updates_per_step: int = 1
@@ -481,7 +482,7 @@ def _validate(c: Phase2Config) -> None:
         "actor_max_restarts",
     ):
         need(getattr(c, name) >= 0, name, "must be >= 0")
-    need(c.time_limit_minutes is None or c.time_limit_minutes > 0, "time_limit_minutes", "must be > 0 or none")
+    need(c.max_seconds is None or c.max_seconds > 0, "max_seconds", "must be > 0 or none")
     need(c.phase1_train_steps is None or c.phase1_train_steps >= 1, "phase1_train_steps", "must be >= 1 or none")
     need(0 < c.phase1_budget_share < 1, "phase1_budget_share", "must be in (0, 1)")
     need(c.phase1_max_seconds is None or c.phase1_max_seconds > 0, "phase1_max_seconds", "must be > 0 or none")

@@ -198,7 +198,7 @@ class Trainer:
         self._window = _Window(0, 0)
         self._discarded = 0
         self.loop_seconds = 0.0
-        """Wall-clock seconds the training loop ran in earlier calls (checkpointed; ``time_limit_minutes``)."""
+        """Wall-clock seconds the training loop ran in earlier calls (checkpointed; ``max_seconds``)."""
         self._loop_start: float | None = None
 
     # -- run folder -----------------------------------------------------------------------------------------
@@ -274,8 +274,8 @@ class Trainer:
         return self.loop_seconds + (now - self._loop_start if self._loop_start is not None else 0.0)
 
     def _out_of_time(self) -> bool:
-        limit = self.cfg.time_limit_minutes
-        return limit is not None and self._elapsed() >= 60.0 * limit
+        limit = self.cfg.max_seconds
+        return limit is not None and self._elapsed() >= limit
 
     def _open_run(self, resume: bool) -> RunStart:
         """Initialise a new run folder, or resume from its newest checkpoint (the caller holds the lock)."""
@@ -455,7 +455,7 @@ class Trainer:
         budget = self.cfg.num_episodes * self.episode_len
         early = self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
         note = (
-            f"time limit of {self.cfg.time_limit_minutes:g} minutes reached after {self.total_steps} of {budget} "
+            f"time limit of {self.cfg.max_seconds:.1f} s reached after {self.total_steps} of {budget} "
             "env steps"
             if early
             else ""

@@ -157,9 +157,10 @@ def run(args: argparse.Namespace) -> int:
         setup = build_setup(world, cfg)
     if setup is not None and uses_learned_prior(setup):
         cfg = with_phase1_steps(cfg)
+        limit = "" if cfg.phase1_max_seconds is None else f" or {cfg.phase1_max_seconds:.0f} s, whichever ends first"
         print(
             f"humanpower train: phase 1 (learned human prior, docs/LEARNER.md): {cfg.phase1_train_steps} training "
-            "steps, then phase 2",
+            f"steps{limit}, then phase 2",
             flush=True,
         )
     print(

@@ -51,8 +51,10 @@ def run_backend(backend: str, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     trainer = Trainer(setup, cfg, None, progress=False)
     actor = trainer.collector.actor if isinstance(trainer.collector, SyncCollector) else None
-    if actor is None or actor.options != ActorOptions.from_config(cfg) or trainer.learner.terms != build_loss_terms(
-        cfg, trainer.learner.goal_sets
+    if (
+        actor is None
+        or actor.options != ActorOptions.from_config(cfg)
+        or trainer.learner.terms != build_loss_terms(cfg, trainer.learner.goal_sets)
     ):
         raise SystemExit(
             "bench_accuracy: Trainer must build its actor with Actor.from_config and the Learner its loss terms "

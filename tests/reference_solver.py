@@ -86,9 +86,7 @@ def reference_phase2(world: WorldModel, params: TheoryParams, pi):
                 if w == 0:
                     continue
                 joint = compose_joint_action(world, combo, a_r)
-                total += w * sum(
-                    p * params.gamma_r * v_r(s2) for p, s2 in world.transition_probabilities(state, joint)
-                )
+                total += w * sum(p * params.gamma_r * v_r(s2) for p, s2 in world.transition_probabilities(state, joint))
             out.append(total)
         return np.array(out)
 

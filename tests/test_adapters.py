@@ -222,9 +222,7 @@ def test_multi_agent_rewards_goals_and_horizon() -> None:
     trace = []
     for human_action in (2, 2, 0, 1):
         obs, rew, term, trunc, infos = env.step({"human_0": human_action, "robot_1": 2})
-        trace.append(
-            (obs["human_0"].tolist(), rew["human_0"], rew["robot_1"], term["robot_1"], trunc["human_0"])
-        )
+        trace.append((obs["human_0"].tolist(), rew["human_0"], rew["robot_1"], term["robot_1"], trunc["human_0"]))
     assert trace == [
         ([1, 1, 1], 0.0, 0.0, False, False),
         ([2, 2, 2], 1.0, 0.0, False, False),  # goal reached: reward 1, goal resampled (the same cell)

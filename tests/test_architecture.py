@@ -48,11 +48,7 @@ def test_gridworld_never_imports_the_learner_or_solver() -> None:
 
 
 def test_no_file_over_600_lines() -> None:
-    long = [
-        f"{f.relative_to(SRC)}: {n}"
-        for f in SRC.rglob("*.py")
-        if (n := len(f.read_text().splitlines())) > 600
-    ]
+    long = [f"{f.relative_to(SRC)}: {n}" for f in SRC.rglob("*.py") if (n := len(f.read_text().splitlines())) > 600]
     assert not long, long
 
 

@@ -167,9 +167,7 @@ def test_actor_policy_copy_acts_like_the_learner(networks: str) -> None:
         np.testing.assert_allclose(policy.q_values([s]), reference.q_values([s]), rtol=1e-6, err_msg=str(s))
     # Batched: the same rows as one state at a time, and the same acting distributions.
     np.testing.assert_allclose(policy.q_values(states), reference.q_values(states), rtol=1e-6)
-    np.testing.assert_allclose(
-        policy.action_distributions(states), reference.action_distributions(states), rtol=1e-6
-    )
+    np.testing.assert_allclose(policy.action_distributions(states), reference.action_distributions(states), rtol=1e-6)
     if networks == "tabular":
         assert len(unseen) > 0 and learner.featurizer.num_ids > len(known)
 

@@ -19,9 +19,7 @@ def _sync_module():  # type: ignore[no-untyped-def]
 def test_readme_config_reference_is_generated() -> None:
     sync = _sync_module()
     readme = (ROOT / "README.md").read_text()
-    assert readme == sync.expected_readme(readme), (
-        "README config reference is stale: python tools/sync_docs.py"
-    )
+    assert readme == sync.expected_readme(readme), "README config reference is stale: python tools/sync_docs.py"
     for name in ("num_episodes", "beta_r_rampup_steps", "u_r_use_network", "async_training"):
         assert f"`{name}`" in readme
 

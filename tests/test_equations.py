@@ -64,9 +64,7 @@ def scaled_world(b: float) -> TabularWorld:
         target = 3 + a_h if node == 1 else 3
         return [(1.0, target)] if b == 1.0 else [(b, target), (1.0 - b, 5)]
 
-    return TabularWorld(
-        6, fn, humans=[0], robots=[1], num_actions=2, max_steps=2, goals={0: node_goals([3, 4])}
-    )
+    return TabularWorld(6, fn, humans=[0], robots=[1], num_actions=2, max_steps=2, goals={0: node_goals([3, 4])})
 
 
 def test_scaling_v_h_e_scales_u_q_v_and_keeps_pi() -> None:
@@ -127,9 +125,7 @@ def test_deterministic_uninfluenced_single_certain_goal() -> None:
         return [(1.0, 1)]
 
     # Node 2 is an unreachable second goal: it adds 0.
-    world = TabularWorld(
-        3, fn, humans=[0], robots=[1], num_actions=3, max_steps=1, goals={0: node_goals([1, 2])}
-    )
+    world = TabularWorld(3, fn, humans=[0], robots=[1], num_actions=3, max_steps=1, goals={0: node_goals([1, 2])})
     for zeta in (0.5, 1.0, 2.0, 3.0):
         assert x0(world, TheoryParams(zeta=zeta)) == pytest.approx(1.0, abs=1e-12)
 

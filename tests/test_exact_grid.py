@@ -45,9 +45,7 @@ def test_bellman_identities_on_trivial(trivial: tuple[GridWorld, ExactSolution])
             ev = 0.0
             for p_h, acts in humans:
                 joint = compose_joint_action(world, acts, a_r)
-                ev += p_h * sum(
-                    p * sol.v_r[sol.state_id(s2)] for p, s2 in world.transition_probabilities(s, joint)
-                )
+                ev += p_h * sum(p * sol.v_r[sol.state_id(s2)] for p, s2 in world.transition_probabilities(s, joint))
             assert sol.q_r[i, a_r] == pytest.approx(PARAMS.gamma_r * ev, rel=1e-10, abs=1e-13)
         # (9)
         assert sol.v_r[i] == pytest.approx(sol.u_r[i] + float(sol.pi_r[i] @ sol.q_r[i]), rel=1e-12)
@@ -62,11 +60,7 @@ def test_bellman_identities_on_trivial(trivial: tuple[GridWorld, ExactSolution])
                     for a_r in range(sol.num_robot_actions):
                         joint = compose_joint_action(world, acts, a_r)
                         for p, s2 in world.transition_probabilities(s, joint):
-                            nxt = (
-                                1.0
-                                if goal.is_achieved(s2)
-                                else PARAMS.gamma_h * sol.v_h_e[hi][sol.state_id(s2), gi]
-                            )
+                            nxt = 1.0 if goal.is_achieved(s2) else PARAMS.gamma_h * sol.v_h_e[hi][sol.state_id(s2), gi]
                             expected += p_h * sol.pi_r[i, a_r] * p * nxt
                 assert sol.v_h_e[hi][i, gi] == pytest.approx(expected, abs=1e-12)
     assert checked > 500

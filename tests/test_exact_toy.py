@@ -150,9 +150,7 @@ def test_toy2_phase2_by_hand() -> None:
     v0 = sol.values_at((0, 0))
     assert v0["Q_r"] == pytest.approx(q.tolist(), abs=1e-12)
     assert v0["pi_r"] == pytest.approx(pi.tolist(), abs=1e-12)
-    assert pi[0] == pytest.approx(
-        0.55569, abs=1e-5
-    )  # 4.53767 / (4.53767 + 3.62812); opening the choice is preferred
+    assert pi[0] == pytest.approx(0.55569, abs=1e-5)  # 4.53767 / (4.53767 + 3.62812); opening the choice is preferred
     # V^e at the start: 0.9 * (pi_open * 3/4 + pi_closed * 1) and 0.9 * (pi_open * 3/4 + pi_closed * 0).
     ve3 = 0.9 * (pi[0] * 0.75 + pi[1])
     ve4 = 0.9 * (pi[0] * 0.75)

@@ -21,9 +21,7 @@ from humanpower.worlds.grid import (
 )
 from humanpower.worlds.grid.state import DX, DY, EMPTY, FORWARD, LAVA, UNSTEADY, WALL
 
-SETTINGS = settings(
-    max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def random_case(seed: int) -> tuple[GridWorld, GridState, tuple[int, ...]]:
@@ -114,18 +112,14 @@ def push_case(seed: int) -> tuple[GridWorld, GridState, tuple[int, ...]]:
     for x, y in agent_cells:
         facing = {d: (x + DX[d], y + DY[d]) for d in range(4)}
         objects = [d for d, c in facing.items() if c in rocks or c in blocks]
-        free = [
-            d for d, c in facing.items() if 0 <= c[0] < width and 0 <= c[1] < height and c not in agent_cells
-        ]
+        free = [d for d, c in facing.items() if 0 <= c[0] < width and 0 <= c[1] < height and c not in agent_cells]
         agents.append(AgentState(x, y, rng.choice(objects * 3 + free + [0, 1, 2, 3])))
     colours = tuple(rng.choice("yee") for _ in agents)
     humans = tuple(i for i, c in enumerate(colours) if c == "y") or (0,)
     layout = GridLayout(
         width=width,
         height=height,
-        terrain=tuple(
-            tuple(UNSTEADY if (x, y) in unsteady else EMPTY for x in range(width)) for y in range(height)
-        ),
+        terrain=tuple(tuple(UNSTEADY if (x, y) in unsteady else EMPTY for x in range(width)) for y in range(height)),
         door_positions=(),
         door_colours=(),
         key_colours=(),

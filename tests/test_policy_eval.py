@@ -123,9 +123,7 @@ def test_toy_by_hand(p_open: float) -> None:
     assert reach.tolist() == pytest.approx([0.5 + 0.25 * p[0]], abs=1e-12)
 
 
-def brute_force_visits(
-    world: WorldModel, prior: HumanPolicyPrior, pi_r: dict[State, np.ndarray]
-) -> dict[State, float]:
+def brute_force_visits(world: WorldModel, prior: HumanPolicyPrior, pi_r: dict[State, np.ndarray]) -> dict[State, float]:
     """Visit probabilities by enumerating every joint goal and propagating state dictionaries."""
     visits: dict[State, float] = defaultdict(float)
     goal_sets = [world.goal_set(h) for h in world.humans]

@@ -116,17 +116,13 @@ def test_uniform_sampler_is_roughly_uniform() -> None:
     s: ReplayStorage[Transition] = ReplayStorage(10)
     s.extend(tr(i) for i in range(10))
     rng = np.random.default_rng(0)
-    counts = np.bincount(
-        np.concatenate([UniformSampler().sample(s, 5, rng) for _ in range(2000)]), minlength=10
-    )
+    counts = np.bincount(np.concatenate([UniformSampler().sample(s, 5, rng) for _ in range(2000)]), minlength=10)
     assert counts.sum() == 10_000
     assert np.all(np.abs(counts - 1000) < 120)  # about 4 standard deviations
 
 
 def test_clear_at_ramp_start_and_end() -> None:
-    buf: ReplayBuffer[Transition] = ReplayBuffer(
-        ReplayStorage(100), UniformSampler(), [ClearAtSteps([10, 20])]
-    )
+    buf: ReplayBuffer[Transition] = ReplayBuffer(ReplayStorage(100), UniformSampler(), [ClearAtSteps([10, 20])])
     for step in range(25):
         buf.on_step(step)
         buf.add(tr(step))
@@ -224,7 +220,4 @@ def test_from_config() -> None:
     clear, age = buf.policies
     assert isinstance(clear, ClearAtSteps) and clear.steps == (30_000, 50_000)
     assert isinstance(age, MaxAge) and age.max_age == 100
-    assert (
-        ReplayBuffer.from_config(cfg.replace(clear_buffer_at_rampup=False, replay_max_age=None)).policies
-        == []
-    )
+    assert ReplayBuffer.from_config(cfg.replace(clear_buffer_at_rampup=False, replay_max_age=None)).policies == []

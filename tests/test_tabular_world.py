@@ -119,9 +119,7 @@ def test_dag_max_states_and_protocol_errors() -> None:
         (5, 1, 0, 3, 0.0),
     ],
 )
-def test_solver_matches_naive_recursion(
-    seed: int, humans: int, robots: int, actions: int, nu_h: float
-) -> None:
+def test_solver_matches_naive_recursion(seed: int, humans: int, robots: int, actions: int, nu_h: float) -> None:
     world = random_tabular_world(
         seed,
         num_nodes=5,
@@ -131,9 +129,7 @@ def test_solver_matches_naive_recursion(
         max_steps=3,
         weighted_goals=True,
     )
-    params = TheoryParams(
-        beta_h=2.0, beta_r=3.0, gamma_h=0.9, gamma_r=0.95, zeta=1.7, xi=1.2, eta=1.1, nu_h=nu_h
-    )
+    params = TheoryParams(beta_h=2.0, beta_r=3.0, gamma_h=0.9, gamma_r=0.95, zeta=1.7, xi=1.2, eta=1.1, nu_h=nu_h)
     sol = solve(world, params)
     pi = reference_phase1(world, params)
     q_r, pi_r, v_r, x_h, v_e = reference_phase2(world, params, pi)
@@ -204,9 +200,7 @@ def test_heuristic_prior() -> None:
     expected_near = 0.2 * 0.25 + 0.8 * np.append(boltz, 0.0)
     np.testing.assert_allclose(prior.action_distribution(s, 0, near), expected_near, atol=1e-12)
     np.testing.assert_allclose(prior.action_distribution(s, 0, far), [0.25] * 4, atol=1e-12)
-    np.testing.assert_allclose(
-        prior.action_distribution((1, 1), 0, near), [1, 0, 0, 0]
-    )  # rests when achieved
+    np.testing.assert_allclose(prior.action_distribution((1, 1), 0, near), [1, 0, 0, 0])  # rests when achieved
     np.testing.assert_allclose(
         prior.marginal_distribution(s, 0), 0.25 * np.full(4, 0.25) + 0.75 * expected_near, atol=1e-12
     )

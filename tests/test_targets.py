@@ -74,9 +74,7 @@ def test_expect_over_edges() -> None:
     values2 = torch.stack([values, -values], dim=-1)
     assert close(T.expect(values2, node, prob, row, 4), [[20, -20], [20, -20], [0, 0], [15, -15]])
     # edge-valued expectation
-    assert close(
-        T.expect_edges(t([1.0, 3.0, 5.0]), t([0.5, 0.5, 1.0]), torch.tensor([1, 1, 0]), 2), [5.0, 2.0]
-    )
+    assert close(T.expect_edges(t([1.0, 3.0, 5.0]), t([0.5, 0.5, 1.0]), torch.tensor([1, 1, 0]), 2), [5.0, 2.0])
 
 
 def test_v_h_e_edge_value_terminal_handling() -> None:
@@ -128,9 +126,7 @@ def test_numpy_twins_agree() -> None:
     rng = np.random.default_rng(0)
     q = -rng.uniform(0.01, 5.0, size=(7, 4))
     for beta in (0.0, 0.5, 10.0):
-        np.testing.assert_allclose(
-            T.power_law_policy(torch.from_numpy(q), beta).numpy(), E.power_law_policy(q, beta)
-        )
+        np.testing.assert_allclose(T.power_law_policy(torch.from_numpy(q), beta).numpy(), E.power_law_policy(q, beta))
     v = rng.uniform(-0.1, 1.1, size=(5, 3, 6))
     w = rng.uniform(0.5, 2.0, size=6)
     np.testing.assert_allclose(
@@ -140,6 +136,4 @@ def test_numpy_twins_agree() -> None:
     np.testing.assert_allclose(T.u_r_from_x(torch.from_numpy(x), 1.3, 1.1).numpy(), E.u_r_from_x(x, 1.3, 1.1))
     u = -rng.uniform(0.1, 2.0, size=7)
     pi = E.power_law_policy(q, 2.0)
-    np.testing.assert_allclose(
-        T.v_r_from(*(torch.from_numpy(a) for a in (u, pi, q))).numpy(), E.v_r_from(u, pi, q)
-    )
+    np.testing.assert_allclose(T.v_r_from(*(torch.from_numpy(a) for a in (u, pi, q))).numpy(), E.v_r_from(u, pi, q))

@@ -151,9 +151,7 @@ def test_ctrl_c_leaves_resumable_run_folder(tmp_path: Path) -> None:
     deadline = time.time() + 60
     while time.time() < deadline and not (run_dir / "metrics.csv").is_file():
         time.sleep(0.2)
-    assert (run_dir / "metrics.csv").is_file(), (
-        proc.stderr.read() if proc.poll() is not None else "no metrics"
-    )
+    assert (run_dir / "metrics.csv").is_file(), proc.stderr.read() if proc.poll() is not None else "no metrics"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

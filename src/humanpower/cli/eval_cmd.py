@@ -44,9 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `humanpower train`")
     p.add_argument("--episodes", type=int, default=50, help="rollouts for the statistics (default 50)")
-    p.add_argument(
-        "--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)"
-    )
+    p.add_argument("--video", choices=("gif", "mp4"), default="gif", help="rollout video format (default gif)")
     p.add_argument("--seed", type=int, default=0, help="rollout seed (default 0)")
     p.add_argument("--no-exact", action="store_true", help="skip the exact solver even for small worlds")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -250,9 +248,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {folder.root}  world {world.name}  ({args.episodes} rollouts)")
     for i, h in enumerate(world.humans):
-        print(
-            f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}"
-        )
+        print(f"  human {h}: mean W_h = {stats['W_h'][i]:.3f} bits, goal reached in {stats['goal_reach_rate'][i]:.0%}")
     print(f"  V_r(s0) learned = {result['V_r_s0']:.5f}")
     if reference is not None:
         _print_exact_comparison(result, list(world.humans))

@@ -70,18 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--max-states", type=int, default=2_000_000, metavar="N", help="refuse larger worlds")
     p.add_argument("--json", action="store_true", help="print one JSON object (nothing else on stdout)")
-    p.add_argument(
-        "--out", type=Path, default=None, metavar="DIR", help="write solution.npz, rollout.gif, ..."
-    )
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="write solution.npz, rollout.gif, ...")
     p.add_argument("--seed", type=int, default=0, help="seed of the rollout written with --out (default 0)")
     p.set_defaults(func=run_solve)
 
 
 def params_from_args(args: argparse.Namespace) -> TheoryParams:
     """TheoryParams with the values given on the command line (the rest from the defaults)."""
-    given = {
-        f.name: getattr(args, f.name) for f in fields(TheoryParams) if getattr(args, f.name, None) is not None
-    }
+    given = {f.name: getattr(args, f.name) for f in fields(TheoryParams) if getattr(args, f.name, None) is not None}
     try:
         params = TheoryParams(**given)
     except ParameterError as exc:
@@ -183,9 +179,7 @@ def _hstack(images: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
     return np.concatenate(padded, axis=1)
 
 
-def write_outputs(
-    world: GridWorld, sol: ExactSolution, prior: HumanPolicyPrior, out: Path, seed: int
-) -> list[Path]:
+def write_outputs(world: GridWorld, sol: ExactSolution, prior: HumanPolicyPrior, out: Path, seed: int) -> list[Path]:
     """solution.npz, rollout.gif and x_h_heatmap.png in ``out`` (created if missing)."""
     from PIL import Image
 
@@ -202,9 +196,7 @@ def write_outputs(
         v = sol.values_at(step.state)
         xs = " ".join(f"{x:.2f}" for x in v["X_h"])
         vr = f"{v['V_r']:.3g}"
-        action = (
-            "" if step.robot_action is None else f"  robot: {robot_action_name(world, step.robot_action)}"
-        )
+        action = "" if step.robot_action is None else f"  robot: {robot_action_name(world, step.robot_action)}"
         caption = f"step {world.step_count(step.state)}  X_h: {xs}  V_r: {vr}{action}  goals: {goal_text}"
         assert isinstance(step.state, GridState)
         frames.append(render_state(world, step.state, caption=caption))

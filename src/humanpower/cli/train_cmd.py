@@ -35,9 +35,7 @@ def resolve_config(spec: str) -> Phase2Config:
         bundled = bundled_configs_dir() / f"{spec}.yaml"
         if not bundled.is_file():
             names = sorted(p.stem for p in bundled_configs_dir().glob("*.yaml"))
-            raise ConfigError(
-                f"--config: {spec!r} is neither a file nor a bundled config ({', '.join(names)})"
-            )
+            raise ConfigError(f"--config: {spec!r} is neither a file nor a bundled config ({', '.join(names)})")
         path = bundled
     return Phase2Config.from_yaml(path)
 
@@ -67,9 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--num-episodes instead fixes the env steps)",
     )
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<world>-<time>)")
-    p.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint"
-    )
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = p.add_argument_group("config fields (see docs/CONFIG.md)")
     for name, type_text, default, doc in field_docs():
@@ -120,14 +116,10 @@ def run(args: argparse.Namespace) -> int:
         folder = RunFolder(run_dir)
         read_run_status(folder)  # a clear error if this is not a run folder
         if args.world or args.config or args.out:
-            raise UserError(
-                "--resume takes the world and config from the run folder; drop WORLD/--config/--out"
-            )
+            raise UserError("--resume takes the world and config from the run folder; drop WORLD/--config/--out")
         extra = set(overrides) - {"num_episodes"}
         if extra:
-            raise UserError(
-                f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})"
-            )
+            raise UserError(f"--resume: only --num-episodes may change on resume (got {', '.join(sorted(extra))})")
         folder.check_not_busy()  # fail before building the setup; the trainer takes the lock itself
         if "num_episodes" in overrides:  # the episodes asked for are trained: a budget's time limit is lifted
             overrides["max_seconds"] = None
@@ -201,10 +193,5 @@ def run(args: argparse.Namespace) -> int:
             )
             if k in last
         ]
-        print(
-            "  "
-            + "  ".join(
-                f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}" for k in keys
-            )
-        )
+        print("  " + "  ".join(f"{k}={last[k]:.4g}" if isinstance(last[k], float) else f"{k}={last[k]}" for k in keys))
     return 128 + result.stopped_by if result.stopped_by is not None else 0

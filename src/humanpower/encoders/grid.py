@@ -176,9 +176,7 @@ class GridGoalEncoder:
             if not isinstance(g, RectGoal):
                 raise TypeError(f"GridGoalEncoder: expected a RectGoal, got {type(g).__name__}")
             if g.x2 >= self.width or g.y2 >= self.height or g.x1 < 0 or g.y1 < 0:
-                raise ValueError(
-                    f"GridGoalEncoder: goal {g} lies outside the {self.width}x{self.height} grid"
-                )
+                raise ValueError(f"GridGoalEncoder: goal {g} lies outside the {self.width}x{self.height} grid")
             out[i, :4] = np.array(g.rect, dtype=np.float32) / self._scale
             mask[i, g.y1 : g.y2 + 1, g.x1 : g.x2 + 1] = 1.0
         return out

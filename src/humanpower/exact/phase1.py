@@ -65,8 +65,7 @@ class ExactHumanPrior:
         self.seconds = seconds
         self._ordinal = {h: i for i, h in enumerate(world.humans)}
         self.marginal = [
-            np.einsum("nga,g->na", p, world.goal_set(h).probabilities)
-            for h, p in zip(world.humans, pi, strict=True)
+            np.einsum("nga,g->na", p, world.goal_set(h).probabilities) for h, p in zip(world.humans, pi, strict=True)
         ]
 
     def _lookup(self, state: Hashable, human: int) -> tuple[int, int]:

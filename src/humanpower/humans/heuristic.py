@@ -47,9 +47,7 @@ class HeuristicPrior:
 
     name = "heuristic"
 
-    def __init__(
-        self, world: WorldModel, distances: GoalDistanceModel, beta_h: float, nu_h: float = 0.0
-    ) -> None:
+    def __init__(self, world: WorldModel, distances: GoalDistanceModel, beta_h: float, nu_h: float = 0.0) -> None:
         if not beta_h >= 0:
             raise ValueError(f"beta_h must be >= 0, got {beta_h}")
         if not 0.0 <= nu_h <= 1.0:

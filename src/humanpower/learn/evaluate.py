@@ -42,9 +42,7 @@ solution's by more than this fraction of |V_r*(s0)|; otherwise any policy looks 
 class LearnedModel:
     """Trained networks with their featurizer and config; evaluates values and acts."""
 
-    def __init__(
-        self, nets: Phase2Networks, featurizer: Featurizer, cfg: Phase2Config, world: WorldModel
-    ) -> None:
+    def __init__(self, nets: Phase2Networks, featurizer: Featurizer, cfg: Phase2Config, world: WorldModel) -> None:
         self.nets = nets
         self.featurizer = featurizer
         self.cfg = cfg
@@ -142,9 +140,7 @@ class LearnedModel:
         }
         try:
             max_states = int(ckpt["nets"]["q_r"]["table"].shape[0]) if cfg.networks == "tabular" else 1
-            nets = build_networks(
-                world, cfg, state_encoder.dim, goal_features, cfg.networks, max_states=max_states
-            )
+            nets = build_networks(world, cfg, state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
             featurizer.load_state_dict(ckpt["featurizer"])
             for name, m in nets.named().items():
                 m.load_state_dict(ckpt["nets"][name])
@@ -171,8 +167,7 @@ def compare_with_exact(model: LearnedModel, solution: Any) -> dict[str, float]:
     v0 = float(model.evaluate([model.world.initial_state()])["v_r"][0])
     v0_exact = float(np.asarray(solution.v_r)[s0])
     v_h_e_err = [
-        np.abs(learned[f"v_h_e_{i}"] - np.asarray(solution.v_h_e[i])[ids]).mean()
-        for i in range(len(model.goal_sets))
+        np.abs(learned[f"v_h_e_{i}"] - np.asarray(solution.v_h_e[i])[ids]).mean() for i in range(len(model.goal_sets))
     ]
     return {
         "V_r_s0": v0,

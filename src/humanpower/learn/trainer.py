@@ -109,9 +109,7 @@ def make_learner(setup: TrainingSetup, cfg: Phase2Config) -> Learner:
         for i, (h, enc) in enumerate(zip(world.humans, setup.goal_encoders, strict=True))
     }
     max_states = setup.reference.num_states if setup.reference is not None else cfg.tabular_max_states
-    nets = build_networks(
-        world, cfg, setup.state_encoder.dim, goal_features, cfg.networks, max_states=max_states
-    )
+    nets = build_networks(world, cfg, setup.state_encoder.dim, goal_features, cfg.networks, max_states=max_states)
     nets.to(device)
     return Learner(world, cfg, nets, featurizer, device)
 
@@ -455,8 +453,7 @@ class Trainer:
         budget = self.cfg.num_episodes * self.episode_len
         early = self.pacing.work_left(self.episode, self.total_steps, self.cfg.num_episodes, self.episode_len)
         note = (
-            f"time limit of {self.cfg.max_seconds:.1f} s reached after {self.total_steps} of {budget} "
-            "env steps"
+            f"time limit of {self.cfg.max_seconds:.1f} s reached after {self.total_steps} of {budget} env steps"
             if early
             else ""
         )
@@ -524,11 +521,7 @@ class Trainer:
         if self.setup.reference is not None:
             model = LearnedModel.from_learner(learner, self.setup.world)
             row.update(
-                {
-                    k: v
-                    for k, v in compare_with_exact(model, self.setup.reference).items()
-                    if k != "states_compared"
-                }
+                {k: v for k, v in compare_with_exact(model, self.setup.reference).items() if k != "states_compared"}
             )
         return row
 
@@ -538,9 +531,7 @@ class Trainer:
         from humanpower.learn.rollout import rollout_frames
         from humanpower.worlds.video import write_gif
 
-        frames = rollout_frames(
-            model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed
-        )
+        frames = rollout_frames(model, self.setup.world, self.setup.prior, self.setup.render, seed=self.cfg.seed)
         write_gif(frames, self.run.root / "rollout.gif", fps=3)
 
 
@@ -578,9 +569,7 @@ def record_final_beta_r(cfg: Phase2Config, total_steps: int, run: RunFolder | No
     if note is not None:
         log.warning("warning: %s", note)
     if run is not None:
-        run.write_status(
-            beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or ""
-        )
+        run.write_status(beta_r_final=beta_r_at(total_steps, cfg), warmup_complete=note is None, warning=note or "")
 
 
 def save_policy_only(model: LearnedModel, path: Path) -> None:

@@ -53,9 +53,7 @@ def _sample_goals(world: WorldModel, rng: np.random.Generator) -> list[Goal]:
     return goals
 
 
-def _resample_achieved(
-    world: WorldModel, goals: list[Goal], state: State, rng: np.random.Generator
-) -> list[bool]:
+def _resample_achieved(world: WorldModel, goals: list[Goal], state: State, rng: np.random.Generator) -> list[bool]:
     """Which humans' goals hold in ``state``; draws new goals for those humans (in place)."""
     achieved = [g.is_achieved(state) for g in goals]
     for i, (h, done) in enumerate(zip(world.humans, achieved, strict=True)):
@@ -120,9 +118,7 @@ class RobotFleetEnv(gymnasium.Env[ObsT, np.int64], Generic[ObsT]):
         """The humans' current goals (``world.humans`` order)."""
         return tuple(self._goals)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[ObsT, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[ObsT, dict[str, Any]]:
         """Start at ``world.initial_state()`` with freshly sampled human goals."""
         super().reset(seed=seed)
         self._state = self.world.initial_state()
@@ -207,9 +203,7 @@ class MultiAgentEnv(ParallelEnv[str, ObsT, np.int64], Generic[ObsT]):
         self.agents: list[str] = []
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
         self._observation_spaces = dict.fromkeys(self.possible_agents, observation_space)
-        self._action_spaces = {
-            name: gymnasium.spaces.Discrete(world.num_actions) for name in self.possible_agents
-        }
+        self._action_spaces = {name: gymnasium.spaces.Discrete(world.num_actions) for name in self.possible_agents}
         self._rng = np.random.default_rng()
         self._state: State | None = None
         self._goals: list[Goal] = []

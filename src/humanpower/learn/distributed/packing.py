@@ -94,8 +94,7 @@ class PackedChunk:
         succ = c["dist_succ"].tolist()
         prob = c["dist_prob"].tolist()
         dists = [
-            tuple((prob[k], states[succ[k]]) for k in range(start, stop))
-            for start, stop in itertools.pairwise(offsets)
+            tuple((prob[k], states[succ[k]]) for k in range(start, stop)) for start, stop in itertools.pairwise(offsets)
         ]
         n = len(c["state"])
         state_ids, next_ids = c["state"].tolist(), c["next_state"].tolist()

@@ -103,9 +103,7 @@ def _compose(text: str, path: str) -> tuple[dict[str, _Entry], int]:
         if node is None:
             raise WorldFileError(path, "the file is empty", 1)
         if not isinstance(node, yaml.MappingNode):
-            raise WorldFileError(
-                path, "the file must be a YAML mapping of keys (map:, max_steps:, ...)", _line(node)
-            )
+            raise WorldFileError(path, "the file must be a YAML mapping of keys (map:, max_steps:, ...)", _line(node))
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -347,9 +345,7 @@ class _Parser:
                 )
         map_line = self.entries["map"].line
         if not humans:
-            raise self.fail(
-                "the map has no human (yellow agent 'Ay' unless humans: says otherwise)", map_line
-            )
+            raise self.fail("the map has no human (yellow agent 'Ay' unless humans: says otherwise)", map_line)
         if not robots:
             raise self.fail("the map has no robot (grey agent 'Ae' unless robots: says otherwise)", map_line)
         return tuple(humans), tuple(robots)
@@ -359,9 +355,7 @@ class _Parser:
         if entry is None:
             return [0] * num_agents
         if not isinstance(entry.value, list):
-            raise self.fail(
-                "orientations must be a list, one of e/s/w/n per agent in reading order", entry.line
-            )
+            raise self.fail("orientations must be a list, one of e/s/w/n per agent in reading order", entry.line)
         if len(entry.value) != num_agents:
             raise self.fail(
                 f"orientations has {len(entry.value)} entries but the map has {num_agents} agents", entry.line
@@ -395,9 +389,7 @@ class _Parser:
                     cls_entry.line,
                 )
             if chosen is not None and chosen != mapped:
-                raise self.fail(
-                    f"action_class {cls_entry.value} contradicts actions: {chosen}", cls_entry.line
-                )
+                raise self.fail(f"action_class {cls_entry.value} contradicts actions: {chosen}", cls_entry.line)
             chosen = mapped
         return chosen or "small"
 
@@ -521,9 +513,7 @@ def world_to_yaml(world: GridWorld) -> str:
     lay, s = world.layout, world.initial_state()
     for i, a in enumerate(s.agents):
         if lay.terrain[a.y][a.x] != EMPTY or a.terminated or a.carrying >= 0:
-            raise ValueError(
-                f"agent {i} cannot be written as a map cell (not on plain ground, or carrying/terminated)"
-            )
+            raise ValueError(f"agent {i} cannot be written as a map cell (not on plain ground, or carrying/terminated)")
     if any(k is None for k in s.keys):
         raise ValueError("a carried key cannot be written as a map cell")
     human_colours = {lay.agent_colours[h] for h in world.humans}

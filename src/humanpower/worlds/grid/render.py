@@ -235,9 +235,7 @@ class _Painter:
         if code == LAVA:
             d.rectangle(self._box(x, y), fill=LAVA_RGB)
             for row in (0.3, 0.55, 0.8):
-                pts = [
-                    (x0 + s * i / 8, y0 + s * row + s * 0.06 * math.sin(i * math.pi / 2)) for i in range(9)
-                ]
+                pts = [(x0 + s * i / 8, y0 + s * row + s * 0.06 * math.sin(i * math.pi / 2)) for i in range(9)]
                 d.line(pts, fill=LAVA_WAVE, width=max(1, s // 20))
         elif code == UNSTEADY:
             d.rectangle(self._box(x, y), fill=UNSTEADY_RGB)
@@ -281,18 +279,14 @@ class _Painter:
             d.rectangle(self._box(x, y, 0.04), outline=colour, width=max(2, s // 10))
             return
         if door_state == DOOR_CLOSED:
-            d.rectangle(
-                self._box(x, y, 0.04), fill=_mix(colour, FLOOR, 0.25), outline=OUTLINE, width=max(1, s // 24)
-            )
+            d.rectangle(self._box(x, y, 0.04), fill=_mix(colour, FLOOR, 0.25), outline=OUTLINE, width=max(1, s // 24))
             d.rectangle(self._box(x, y, 0.14), outline=_mix(colour, OUTLINE, 0.4), width=max(1, s // 30))
             cx, cy, r = (x + 0.75) * s, (y + 0.5) * s, s * 0.07
             d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=OUTLINE)
             return
         if door_state != DOOR_LOCKED:
             raise ValueError(f"unknown door state {door_state} at {pos}")
-        d.rectangle(
-            self._box(x, y, 0.04), fill=_mix(colour, OUTLINE, 0.35), outline=OUTLINE, width=max(1, s // 24)
-        )
+        d.rectangle(self._box(x, y, 0.04), fill=_mix(colour, OUTLINE, 0.35), outline=OUTLINE, width=max(1, s // 24))
         cx, cy, r = (x + 0.5) * s, (y + 0.42) * s, s * 0.1
         d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=OUTLINE)
         d.polygon([(cx - r * 0.8, cy + r * 3), (cx + r * 0.8, cy + r * 3), (cx, cy)], fill=OUTLINE)
@@ -352,9 +346,7 @@ class _Painter:
         if agent.carrying >= 0:
             kx, ky = (agent.x + 0.72) * s, (agent.y + 0.83) * s
             box = (kx - s * 0.27, ky - s * 0.16, kx + s * 0.27, ky + s * 0.16)
-            d.rounded_rectangle(
-                box, radius=s * 0.05, fill=(255, 255, 255), outline=OUTLINE, width=max(1, s // 48)
-            )
+            d.rounded_rectangle(box, radius=s * 0.05, fill=(255, 255, 255), outline=OUTLINE, width=max(1, s // 48))
             self.key_icon(kx, ky - s * 0.03, s * 0.5, key_colours[agent.carrying])
         if agent.terminated:
             m = 0.12 * s
@@ -383,9 +375,7 @@ class _Painter:
         self.d.rectangle(self._box(x, y), outline=colour, width=width)
 
 
-def _clip_point(
-    a: tuple[float, float], b: tuple[float, float], x0: float, y0: float, s: float
-) -> tuple[float, float]:
+def _clip_point(a: tuple[float, float], b: tuple[float, float], x0: float, y0: float, s: float) -> tuple[float, float]:
     """Move ``a`` along the segment a-b until it lies inside the square [x0, x0+s] x [y0, y0+s]."""
     (ax, ay), (bx, by) = a, b
     t = 0.0

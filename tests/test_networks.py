@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from humanpower.api import build_setup
 from humanpower.errors import CheckpointError, ConfigError
 from humanpower.goals import GoalSet, StateSetGoal
 from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, OneHotGoalEncoder, OneHotStateEncoder, StateBatch
+from humanpower.learn.evaluate import LearnedModel, compare_with_exact
 from humanpower.learn.heads import inverse_negative, inverse_probability, negative_head, power_head
 from humanpower.learn.networks import (
     Phase2Networks,
@@ -23,7 +26,9 @@ from humanpower.learn.networks import (
     build_networks,
     goal_feature_tables,
 )
-from humanpower.learn.tabular import TabularQR
+from humanpower.learn.tabular import TabularQR, TabularVHE, TabularXH
+from humanpower.learn.trainer import make_learner
+from humanpower.worlds.tabular import random_tabular_world
 
 STATES = [(t, x) for t in range(4) for x in range(5)]
 
@@ -316,3 +321,43 @@ def test_forward_all_pairs_is_every_humans_goals_with_one_trunk_pass() -> None:
     assert len(calls) == 3
     assert pairs.shape == (len(b), 5)
     torch.testing.assert_close(pairs, per_human, rtol=1e-6, atol=1e-7)
+
+
+def test_tabular_tables_loaded_for_evaluation_answer_unseen_states_with_their_initial_rows() -> None:
+    """Ids beyond a table raise while it trains; in a model loaded for evaluation they get the initial row."""
+    q = TabularQR(num_actions=2, max_states=3, init=-1.0)
+    xh = TabularXH(TOTAL_WEIGHTS, max_states=3, init_fraction=0.5)
+    vhe = TabularVHE(NUM_GOALS, max_states=3, init=0.5)
+    with torch.no_grad():
+        for t in (q, xh, vhe):
+            t.table.mul_(0.5)  # every trained entry differs from the initial value
+    batch = StateBatch(torch.zeros(3, 1), torch.tensor([0, 5, 2]))
+    with pytest.raises(ConfigError, match="max_states=3"):
+        q(batch)
+    with pytest.raises(ConfigError, match="max_states=3"):
+        xh(batch, torch.tensor([1, 1, 1]))
+    for t in (q, xh, vhe):
+        t.answers_unseen = True
+    assert torch.equal(q(batch), torch.tensor([[-0.5, -0.5], [-1.0, -1.0], [-0.5, -0.5]]))
+    assert torch.equal(xh.forward_all(batch), torch.tensor([[1.0, 0.5], [2.0, 1.0], [1.0, 0.5]]))
+    assert torch.equal(xh(batch, torch.tensor([0, 1, 1])), torch.tensor([1.0, 1.0, 0.5]))
+    assert torch.equal(vhe(batch, torch.tensor([0, 1, 0]), torch.tensor([2, 1, 0])), torch.tensor([0.25, 0.5, 0.25]))
+
+
+def test_a_tabular_policy_file_evaluates_states_its_table_never_held(tmp_path: Path) -> None:
+    """A tabular run without an exact reference has ``tabular_max_states`` rows; its saved policy is evaluated on
+    every reachable state (``compare_with_exact``), most of them never seen: they answer with untrained values."""
+    world = random_tabular_world(4, num_nodes=6, num_humans=1, num_robots=1, num_actions=2, max_steps=4)
+    cfg = Phase2Config(networks="tabular", tabular_max_states=2, batch_size=4)
+    setup = build_setup(world, cfg, reference=False)
+    learner = make_learner(setup, cfg)
+    assert isinstance(learner.nets.q_r, TabularQR) and learner.nets.q_r.max_states == 2
+    LearnedModel.from_learner(learner, world).save(tmp_path / "policy.pt")
+    model = LearnedModel.load(tmp_path / "policy.pt", world, setup.state_encoder, setup.goal_encoders)
+    solution = build_setup(world, cfg).reference
+    assert solution is not None and len(solution.states) > 2
+    metrics = compare_with_exact(model, solution)
+    assert metrics["states_compared"] > 2
+    fresh = make_learner(build_setup(world, cfg), cfg)  # tables sized by the exact reference, all untrained
+    untrained = compare_with_exact(LearnedModel.from_learner(fresh, world), solution)
+    assert metrics["pi_r_rmse"] == pytest.approx(untrained["pi_r_rmse"], abs=1e-7)

@@ -27,6 +27,7 @@ from humanpower.learn.config import Phase2Config
 from humanpower.learn.encoding import Featurizer, GoalEncoder, StateEncoder
 from humanpower.learn.networks import Phase2Networks, build_networks
 from humanpower.learn.policy import QPolicy
+from humanpower.learn.tabular import TabularTable
 from humanpower.learn.terms import y_min
 from humanpower.worlds.protocol import State, WorldModel
 
@@ -144,6 +145,8 @@ class LearnedModel:
             featurizer.load_state_dict(ckpt["featurizer"])
             for name, m in nets.named().items():
                 m.load_state_dict(ckpt["nets"][name])
+                if isinstance(m, TabularTable):
+                    m.answers_unseen = True  # this model never trains: a state beyond the table was never seen
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: weights do not fit this world/config ({exc})") from exc
         return cls(nets, featurizer, cfg.replace(device="cpu"), world)

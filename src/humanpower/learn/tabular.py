@@ -3,7 +3,9 @@
 Each tabular module holds one preallocated ``nn.Parameter`` of shape ``(max_states, width)``, indexed by
 ``StateBatch.ids`` (the :class:`~humanpower.learn.encoding.Featurizer`'s stable ids). A state id at or beyond
 ``max_states`` raises :class:`~humanpower.errors.ConfigError` (the table never grows, so the optimizer's
-references stay valid).
+references stay valid), except in a model loaded from a policy file for evaluation
+(:attr:`TabularTable.answers_unseen`): there such a state is one that training never saw, and it gets the
+table's initial row, the value every untrained entry holds.
 
 Entries hold the values themselves (value space, no squashing), clamped to each function's range on output.
 The learner trains them with plain SGD on a loss that averages duplicate entries of a batch, so one training
@@ -44,6 +46,11 @@ class TabularTable(nn.Module):
         self.max_states = int(max_states)
         self.width = int(width)
         self.table = nn.Parameter(torch.full((self.max_states, self.width), float(init)))
+        self.initial_row = torch.full((self.width,), float(init))
+        """The row every entry starts from (not part of the state dict)."""
+        self.answers_unseen = False
+        """True in a model that never trains again (loaded for evaluation): ids beyond the table get
+        :attr:`initial_row` instead of an error."""
 
     def check_ids(self, ids: torch.Tensor) -> None:
         """Raise ConfigError when some id does not fit the table."""
@@ -57,8 +64,20 @@ class TabularTable(nn.Module):
 
     def rows(self, batch: StateBatch) -> torch.Tensor:
         """Raw table rows of the batch's states, (B, width)."""
+        ids = batch.ids
+        if self.answers_unseen and ids.numel() and int(ids.max()) >= self.max_states:
+            unseen = (ids >= self.max_states).unsqueeze(1)
+            known = self.table.index_select(0, ids.clamp(max=self.max_states - 1))
+            return torch.where(unseen, self.initial_row.to(known.device, known.dtype), known)
+        self.check_ids(ids)
+        return self.table.index_select(0, ids)  # several times faster than advanced indexing on the CPU
+
+    def entries(self, batch: StateBatch, cols: torch.Tensor) -> torch.Tensor:
+        """``table[id, col]`` for each row's state id and column, (B,)."""
+        if self.answers_unseen:
+            return self.rows(batch).gather(1, cols.unsqueeze(1)).squeeze(1)
         self.check_ids(batch.ids)
-        return self.table.index_select(0, batch.ids)  # several times faster than advanced indexing on the CPU
+        return self.table[batch.ids, cols]
 
     def extra_repr(self) -> str:
         return f"max_states={self.max_states}, width={self.width}"
@@ -96,9 +115,7 @@ class TabularVHE(TabularTable):
 
     def forward(self, batch: StateBatch, human_pos: torch.Tensor, goal_idx: torch.Tensor) -> torch.Tensor:
         """V_h^e for each (state, human position, goal index) query, (B,) in [0, 1]."""
-        self.check_ids(batch.ids)
-        cols = self.goal_offsets[human_pos] + goal_idx
-        return _probability(self.table[batch.ids, cols])
+        return _probability(self.entries(batch, self.goal_offsets[human_pos] + goal_idx))
 
     def forward_all_goals(self, batch: StateBatch, human_pos: int) -> torch.Tensor:
         """V_h^e for every goal of one human, (B, G_h) in [0, 1]."""
@@ -116,6 +133,7 @@ class TabularXH(TabularTable):
         super().__init__(max_states, len(total_weights), 0.0)
         with torch.no_grad():
             self.table.copy_((init_fraction * weights).expand(self.max_states, -1))
+        self.initial_row = init_fraction * weights
         self.register_buffer("total_weights", weights)
 
     @property
@@ -128,8 +146,7 @@ class TabularXH(TabularTable):
 
     def forward(self, batch: StateBatch, human_pos: torch.Tensor) -> torch.Tensor:
         """X_h of one human per row, (B,)."""
-        self.check_ids(batch.ids)
-        return torch.minimum(self.table[batch.ids, human_pos].clamp(min=TINY), self.total_weights[human_pos])
+        return torch.minimum(self.entries(batch, human_pos).clamp(min=TINY), self.total_weights[human_pos])
 
 
 class TabularUR(TabularTable):

@@ -226,6 +226,23 @@ def test_priors_implement_the_batch_protocol_in_goal_set_order(tmp_path: Path) -
                 assert np.allclose(prior.marginal_distribution(s, h), gs.probabilities @ batch[n])
 
 
+def test_a_tabular_prior_answers_states_beyond_its_table_with_untrained_values(tmp_path: Path) -> None:
+    """The frozen prior never trains: a state beyond its tables (e.g. on a world over tabular_max_states, measured
+    over every reachable state) gets the initial rows, as an untrained entry would, not an error."""
+    world = _two_small(tmp_path)
+    dag = build_dag(world, progress=False)
+    small = build_setup(
+        world, Phase2Config(human_prior="learned", networks="tabular", tabular_max_states=2), reference=False
+    )
+    big = build_setup(world, Phase2Config(human_prior="learned", networks="tabular"), reference=False)
+    assert isinstance(small.prior, LearnedHumanPrior) and isinstance(big.prior, LearnedHumanPrior)
+    states = dag.states[:7]
+    for h in world.humans:
+        np.testing.assert_array_equal(
+            small.prior.action_distributions(states, h), big.prior.action_distributions(states, h)
+        )
+
+
 # -- one run, two phases: resume per phase, eval rebuilds the prior --------------------------------------------
 TINY: dict[str, Any] = {
     "human_prior": "learned",

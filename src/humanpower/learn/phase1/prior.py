@@ -22,6 +22,7 @@ from humanpower.humans.protocol import FloatArray
 from humanpower.learn.encoding import Featurizer, StateEncoder
 from humanpower.learn.phase1 import targets as T
 from humanpower.learn.phase1.networks import Phase1QModel, TabularPhase1Q
+from humanpower.learn.tabular import TabularTable
 from humanpower.worlds.protocol import State, WorldModel
 
 CACHE_STATES = 200_000
@@ -34,8 +35,8 @@ class LearnedHumanPrior:
     """pi_h(s, g) from trained Q_h^m models (one per human, ``world.humans`` order); ``human`` = agent index.
 
     ``featurizer``: the learner's (tabular models index its state ids; a state the learner never saw then has
-    the table's initial values, or raises ConfigError beyond the table); None for neural models (a private
-    featurizer is used and reset with the cache).
+    the table's initial values, also beyond the table: the prior's copies never train); None for neural models
+    (a private featurizer is used and reset with the cache).
     """
 
     name = "learned"
@@ -57,6 +58,8 @@ class LearnedHumanPrior:
         for n in self.nets:
             for p in n.parameters():
                 p.requires_grad_(False)
+            if isinstance(n, TabularTable):
+                n.answers_unseen = True
         self.beta_h = float(beta_h)
         self.nu_h = float(nu_h)
         self._shared_featurizer = featurizer is not None

@@ -66,12 +66,12 @@ def test_budget_minutes_sets_the_time_limit_and_num_episodes_does_not() -> None:
 
 def test_resume_with_num_episodes_lifts_the_time_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    cfg = Phase2Config(**{**SMALL, "num_episodes": 6}, max_seconds=LIMIT_SECONDS)
+    cfg = Phase2Config(**SMALL, max_seconds=LIMIT_SECONDS)  # the whole of SMALL: more than the limit anywhere
     config_file = tmp_path / "c.yaml"
     config_file.write_text(cfg.to_yaml())
     assert main(["train", "trivial", "--config", str(config_file), "--out", str(run), "--no-progress"]) == 0
     assert "at its time limit (time limit of" in capsys.readouterr().out
-    assert main(["train", "--resume", str(run), "--num-episodes", "6", "--no-progress"]) == 0
+    assert main(["train", "--resume", str(run), "--num-episodes", str(cfg.num_episodes), "--no-progress"]) == 0
     status = json.loads((run / "run.json").read_text())
-    assert status["total_steps"] == 60 and "time_limit_stop" not in status
+    assert status["total_steps"] == cfg.num_episodes * cfg.steps_per_episode and "time_limit_stop" not in status
     assert Phase2Config.from_yaml(run / "config.yaml").max_seconds is None
